@@ -1,0 +1,97 @@
+"""Windows of events over a recording: by event count, by duration, or aligned to ground truth.
+
+A window is a pair of event indices plus the time span it covers; it is computed from the
+recording's time index only, so a recording is never read whole to build its windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyflow.io.recording import Recording
+
+
+@dataclass(frozen=True)
+class Window:
+    """Events ``[start, stop)`` of a recording.
+
+    Attributes:
+        start, stop: event indices.
+        t_start_us, t_end_us: the window's time span in µs (since the file's t0). For count
+            windows it is the span of the window's own events.
+        gt_index: index of the ground-truth flow map covering exactly this span, or -1.
+    """
+
+    start: int
+    stop: int
+    t_start_us: int
+    t_end_us: int
+    gt_index: int = -1
+
+    @property
+    def num_events(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def duration_us(self) -> int:
+        return self.t_end_us - self.t_start_us
+
+
+def count_window_bounds(num_events: int, events_per_window: int) -> np.ndarray:
+    """int64 [W, 2] ``[start, stop)`` index pairs of consecutive windows of ``events_per_window`` events.
+
+    The trailing partial window is dropped (every window holds exactly that many events).
+    """
+    if events_per_window <= 0:
+        raise ValueError(f"events_per_window must be > 0, got {events_per_window}")
+    starts = np.arange(0, num_events - events_per_window + 1, events_per_window, dtype=np.int64)
+    return np.stack([starts, starts + events_per_window], axis=1)
+
+
+def windows_by_count(recording: Recording, events_per_window: int) -> list[Window]:
+    """Consecutive windows of exactly ``events_per_window`` events."""
+    bounds = count_window_bounds(recording.num_events, events_per_window)
+    if len(bounds) == 0:
+        return []
+    t_first = recording.timestamps_at(bounds[:, 0])
+    t_last = recording.timestamps_at(bounds[:, 1] - 1)
+    return [
+        Window(int(a), int(b), int(t0), int(t1))
+        for (a, b), t0, t1 in zip(bounds, t_first, t_last, strict=True)
+    ]
+
+
+def windows_by_duration(
+    recording: Recording, duration_us: int, t_begin_us: int = 0, t_stop_us: int | None = None
+) -> list[Window]:
+    """Consecutive windows of ``duration_us`` µs covering ``[t_begin_us, t_stop_us)`` (default: to the last event).
+
+    Windows may be empty (zero events); the trailing partial window is dropped.
+    """
+    if duration_us <= 0:
+        raise ValueError(f"duration_us must be > 0, got {duration_us}")
+    stop = recording.t_end_us + 1 if t_stop_us is None else t_stop_us
+    edges = np.arange(t_begin_us, stop - duration_us + 1, duration_us, dtype=np.int64)
+    if len(edges) == 0:
+        return []
+    edges = np.append(edges, edges[-1] + duration_us)
+    idx = recording.index_at_time(edges)
+    return [
+        Window(int(idx[i]), int(idx[i + 1]), int(edges[i]), int(edges[i + 1])) for i in range(len(edges) - 1)
+    ]
+
+
+def windows_from_gt(recording: Recording, flow_name: str = "dt1") -> list[Window]:
+    """One window per ground-truth flow map of set ``flow_name``: the events in ``[t_start_us, t_end_us)``.
+
+    Use ``flow_name="dt4"`` for the dt=4 protocol (maps spanning four frame intervals).
+    """
+    gt = recording.flow(flow_name)
+    starts = recording.index_at_time(gt.t_start_us)
+    stops = recording.index_at_time(gt.t_end_us)
+    return [
+        Window(int(a), int(b), int(t0), int(t1), gt_index=k)
+        for k, (a, b, t0, t1) in enumerate(zip(starts, stops, gt.t_start_us, gt.t_end_us, strict=True))
+    ]
