@@ -1,0 +1,1 @@
+"""Contrast maximisation: warps, splatting into images of warped events, focus objectives, smoothness."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics (flow errors against ground truth, GT-free focus ratios)."""
