@@ -1,0 +1,410 @@
+"""The canonical HDF5 layout: a streaming, atomic writer and a lazy reader.
+
+Layout (format_version 1)::
+
+    /events/x uint16 [N]  /events/y uint16 [N]  column, row in pixels
+    /events/t int64 [N]   µs since the root attribute t0_us, non-decreasing
+    /events/p uint8 [N]   0 = OFF, 1 = ON
+    /events/ms_to_idx uint64 [M]   index of the first event with t >= k ms
+    /flow/<name>/flow float32 [K, 2, H, W]  (x, y) displacement in pixels from t_start_us to t_end_us
+    /flow/<name>/t_start_us, t_end_us int64 [K]   /flow/<name>/valid bool [K, H, W] (optional)
+    /depth/depth float32 [K, H, W] metres (NaN = invalid)   /depth/t_us int64 [K]
+    /images/images uint8 [K, H, W]   /images/t_us int64 [K]
+    /calib/...   arrays as given (nested groups for nested dicts)
+    root attributes: sensor_size = (height, width), t0_us (absolute µs), source, format_version
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+from tinyflow.events.core import EventDataError, Events
+from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
+from tinyflow.io.h5 import H5Recording, check_array, check_sensor_size, require_attr, require_key
+from tinyflow.io.recording import MsIndexBuilder
+
+FORMAT_VERSION = 1
+EVENT_CHUNK = 1 << 16  # events per HDF5 chunk: a 100k-event window touches 2-3 chunks
+
+Compression = Literal["gzip", "lzf", "blosc", "zstd"] | None
+_EVENT_DTYPES = {"x": np.uint16, "y": np.uint16, "t": np.int64, "p": np.uint8}
+_EVENT_FIELDS = {"x": "x", "y": "y", "t": "t_us", "p": "p"}
+_TIMED_MAPS = {"depth": "depth", "images": "images"}  # group -> maps dataset, each beside a t_us [K]
+
+
+def compression_options(compression: Compression) -> dict[str, object]:
+    """``create_dataset`` keyword arguments of a compression choice (shuffle + codec)."""
+    options: dict[str | None, dict[str, object]] = {
+        None: {},
+        "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
+        "lzf": {"compression": "lzf", "shuffle": True},
+        "blosc": dict(hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
+        "zstd": {**hdf5plugin.Zstd(clevel=3), "shuffle": True},
+    }
+    if compression not in options:
+        raise ValueError(f"compression must be one of {list(options)}, got {compression!r}")
+    return options[compression]
+
+
+def _check_non_decreasing(t_us: np.ndarray, key: str, source: str) -> None:
+    if np.any(np.diff(t_us) < 0):
+        raise EventDataError(f"{source}: key '{key}' must be non-decreasing µs timestamps")
+
+
+class CanonicalWriter:
+    """Writes a canonical recording, streaming events in chunks; use as a context manager.
+
+    Everything goes to a hidden temporary file beside ``path``, renamed to ``path`` only when
+    the context exits without an exception (or at :meth:`close`), so a crash leaves no file at
+    the target. Events are validated per append (coordinates against ``sensor_size``, time
+    order also across appends, timestamps >= 0 µs since ``t0_us``).
+
+    Args:
+        path: target file.
+        sensor_size: ``(height, width)`` in pixels.
+        t0_us: absolute time (µs) of the recording's time origin; event times are relative to it.
+        source: where the data came from (dataset / generator name), stored as an attribute.
+        compression: ``"gzip"``, ``"lzf"``, ``"blosc"`` (zstd inside blosc), ``"zstd"`` or None.
+        overwrite: replace an existing ``path``; otherwise an existing target is an error.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        sensor_size: tuple[int, int],
+        *,
+        t0_us: int = 0,
+        source: str = "unknown",
+        compression: Compression = "gzip",
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self._source = str(self.path)
+        self.sensor_size = check_sensor_size(sensor_size, "sensor_size", self._source)
+        self._overwrite = overwrite
+        self._refuse_existing_target()
+        self._options = compression_options(compression)
+        self._tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        self._file: h5py.File | None = h5py.File(self._tmp_path, "w-")
+        self._file.attrs.update(
+            sensor_size=np.asarray(self.sensor_size, np.int64),
+            t0_us=np.int64(t0_us),
+            source=source,
+            format_version=FORMAT_VERSION,
+        )
+        self._events = {
+            key: self._file.create_dataset(
+                f"events/{key}",
+                shape=(0,),
+                maxshape=(None,),
+                dtype=dtype,
+                chunks=(EVENT_CHUNK,),
+                **self._options,
+            )
+            for key, dtype in _EVENT_DTYPES.items()
+        }
+        self._ms_index = MsIndexBuilder(self._source, "events/t")
+        self.num_events = 0
+
+    def _refuse_existing_target(self) -> None:
+        if self.path.exists() and not self._overwrite:
+            raise FileExistsError(f"{self.path}: already exists; pass overwrite=True to replace it")
+
+    def _open_file(self) -> h5py.File:
+        if self._file is None:
+            raise RuntimeError(f"{self.path}: writer is already closed")
+        return self._file
+
+    def append(self, events: Events) -> None:
+        """Append events that continue the recording in time (µs since ``t0_us``)."""
+        self._open_file()
+        events.validate(self.sensor_size, source=self._source)
+        self._ms_index.add(events.t_us)
+        start, stop = self.num_events, self.num_events + len(events)
+        for key, dataset in self._events.items():
+            dataset.resize((stop,))
+            dataset[start:stop] = getattr(events, _EVENT_FIELDS[key])
+        self.num_events = stop
+
+    def _new_group(self, key: str) -> h5py.Group:
+        file = self._open_file()
+        if key in file:
+            raise ValueError(f"{self.path}: '{key}' is already written")
+        return file.create_group(key)
+
+    def _write_maps(self, group: h5py.Group, name: str, maps: np.ndarray, dtype: type) -> None:
+        """One chunk per map, so a reader decompresses only the maps it asks for."""
+        group.create_dataset(
+            name, data=maps.astype(dtype, copy=False), chunks=(1, *maps.shape[1:]), **self._options
+        )
+
+    def _check_maps(
+        self, maps: np.ndarray, key: str, shape: tuple[int | str, ...], kinds: str, dims: dict
+    ) -> None:
+        check_array(maps, key, self._source, shape, kinds, dims)
+        if maps.shape[0] == 0:
+            raise EventDataError(f"{self._source}: key '{key}' has no maps; expected at least one")
+
+    def add_flow(self, name: str, flow: FlowGT) -> None:
+        """Store ground-truth flow set ``name`` (maps must have the sensor's H, W)."""
+        if not name or "/" in name:
+            raise ValueError(f"{self.path}: flow name must be non-empty without '/', got {name!r}")
+        key, (height, width), dims = f"flow/{name}", self.sensor_size, {}
+        maps, t_start, t_end = np.asarray(flow.flow), np.asarray(flow.t_start_us), np.asarray(flow.t_end_us)
+        self._check_maps(maps, f"{key}/flow", ("K", 2, height, width), "f", dims)
+        check_array(t_start, f"{key}/t_start_us", self._source, ("K",), "iu", dims)
+        check_array(t_end, f"{key}/t_end_us", self._source, ("K",), "iu", dims)
+        if np.any(t_end < t_start):
+            raise EventDataError(f"{self._source}: key '{key}/t_end_us' must be >= t_start_us for every map")
+        valid = None if flow.valid is None else np.asarray(flow.valid)
+        if valid is not None:
+            check_array(valid, f"{key}/valid", self._source, ("K", height, width), "b", dims)
+        group = self._new_group(key)
+        self._write_maps(group, "flow", maps, np.float32)
+        group.create_dataset("t_start_us", data=t_start.astype(np.int64))
+        group.create_dataset("t_end_us", data=t_end.astype(np.int64))
+        if valid is not None:
+            self._write_maps(group, "valid", valid, np.bool_)
+
+    def set_depth(self, depth: DepthGT) -> None:
+        """Store depth maps float32 [K, H, W] in metres (NaN = invalid) at ``t_us`` [K]."""
+        self._set_timed_maps(
+            "depth", "depth", np.asarray(depth.depth), np.asarray(depth.t_us), "f", np.float32
+        )
+
+    def set_frames(self, frames: Frames) -> None:
+        """Store intensity frames uint8 [K, H, W] at ``t_us`` [K]."""
+        images = np.asarray(frames.images)
+        if images.dtype != np.uint8:
+            raise EventDataError(f"{self._source}: key 'images/images' must be uint8, got {images.dtype}")
+        self._set_timed_maps("images", "images", images, np.asarray(frames.t_us), "u", np.uint8)
+
+    def _set_timed_maps(
+        self, group_key: str, name: str, maps: np.ndarray, t_us: np.ndarray, kinds: str, dtype: type
+    ) -> None:
+        dims: dict[str, int] = {}
+        self._check_maps(maps, f"{group_key}/{name}", ("K", *self.sensor_size), kinds, dims)
+        check_array(t_us, f"{group_key}/t_us", self._source, ("K",), "iu", dims)
+        _check_non_decreasing(t_us, f"{group_key}/t_us", self._source)
+        group = self._new_group(group_key)
+        self._write_maps(group, name, maps, dtype)
+        group.create_dataset("t_us", data=t_us.astype(np.int64))
+
+    def set_calib(self, calib: Mapping[str, object]) -> None:
+        """Store calibration arrays (intrinsics, distortion, rectification maps, ...) under /calib.
+
+        Values are numeric arrays or scalars; nested mappings become nested groups.
+        """
+        self._write_tree(self._new_group("calib"), calib)
+
+    def _write_tree(self, group: h5py.Group, tree: Mapping[str, object]) -> None:
+        for key, value in tree.items():
+            if isinstance(value, Mapping):
+                self._write_tree(group.create_group(key), value)
+                continue
+            array, path = np.asarray(value), f"{group.name.lstrip('/')}/{key}"
+            if array.dtype.kind not in "biuf":
+                raise EventDataError(f"{self._source}: key '{path}' must be numeric, got dtype {array.dtype}")
+            group.create_dataset(key, data=array)
+
+    def close(self) -> Path:
+        """Finish the file (``ms_to_idx``) and move it to the target path; returns the path."""
+        file = self._open_file()
+        if self.num_events == 0:
+            self.abort()
+            raise EventDataError(
+                f"{self._source}: recording has no events; expected at least one appended event"
+            )
+        file.create_dataset("events/ms_to_idx", data=self._ms_index.finish())
+        file.close()
+        self._file = None
+        try:
+            self._refuse_existing_target()
+        except FileExistsError:
+            self._tmp_path.unlink()
+            raise
+        os.replace(self._tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written; the target path is left untouched."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> CanonicalWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_canonical(
+    path: str | Path,
+    events: Events,
+    sensor_size: tuple[int, int],
+    *,
+    t0_us: int = 0,
+    source: str = "unknown",
+    flows: Mapping[str, FlowGT] | None = None,
+    depth: DepthGT | None = None,
+    frames: Frames | None = None,
+    calib: Mapping[str, object] | None = None,
+    compression: Compression = "gzip",
+    overwrite: bool = False,
+) -> Path:
+    """Write a whole recording (events + optional ground truth) in the canonical layout; returns the path."""
+    with CanonicalWriter(
+        path, sensor_size, t0_us=t0_us, source=source, compression=compression, overwrite=overwrite
+    ) as writer:
+        writer.append(events)
+        for name, flow in (flows or {}).items():
+            writer.add_flow(name, flow)
+        if depth is not None:
+            writer.set_depth(depth)
+        if frames is not None:
+            writer.set_frames(frames)
+        if calib is not None:
+            writer.set_calib(calib)
+    return writer.path
+
+
+def _read_tree(group: h5py.Group) -> dict[str, object]:
+    return {
+        key: _read_tree(item) if isinstance(item, h5py.Group) else item[()] for key, item in group.items()
+    }
+
+
+class CanonicalRecording(H5Recording):
+    """Reads a canonical recording lazily: windows by slicing, GT maps one at a time on request.
+
+    ``__init__`` reads only attributes and shapes (and checks them); data is read on access
+    through a per-process handle, so the object can be sent to DataLoader worker processes.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        src = str(self.path)
+        with h5py.File(self.path, "r") as file:
+            self.sensor_size = check_sensor_size(require_attr(file, "sensor_size", src), "sensor_size", src)
+            self.t0_us = int(require_attr(file, "t0_us", src))
+            version = int(file.attrs.get("format_version", FORMAT_VERSION))
+            if version > FORMAT_VERSION:
+                raise EventDataError(
+                    f"{src}: format_version {version} is newer than supported ({FORMAT_VERSION})"
+                )
+            dims: dict[str, int] = {}
+            for key, kinds in (("x", "iu"), ("y", "iu"), ("t", "iu"), ("p", "iub")):
+                check_array(
+                    require_key(file, f"events/{key}", src), f"events/{key}", src, ("N",), kinds, dims
+                )
+            self._num_events = dims["N"]
+            if self._num_events == 0:
+                raise EventDataError(f"{src}: recording has no events (key 'events/t' is empty)")
+            table = check_array(
+                require_key(file, "events/ms_to_idx", src), "events/ms_to_idx", src, ("M",), "iu"
+            )
+            min_len = int(file["events/t"][-1]) // 1000 + 1
+            if table.shape[0] < min_len:
+                raise EventDataError(
+                    f"{src}: key 'events/ms_to_idx' must have at least {min_len} entries (last event at "
+                    f"{int(file['events/t'][-1])} µs), got {table.shape[0]}"
+                )
+            self._flow_sizes = {name: self._check_flow(file, name) for name in file.get("flow", {})}
+            self._has = {key: self._check_timed_maps(file, key, name) for key, name in _TIMED_MAPS.items()}
+        self._ms_table: np.ndarray | None = None
+
+    def _check_flow(self, file: h5py.File, name: str) -> int:
+        src, key, dims = str(self.path), f"flow/{name}", {}
+        height, width = self.sensor_size
+        check_array(
+            require_key(file, f"{key}/flow", src), f"{key}/flow", src, ("K", 2, height, width), "f", dims
+        )
+        for times in ("t_start_us", "t_end_us"):
+            check_array(require_key(file, f"{key}/{times}", src), f"{key}/{times}", src, ("K",), "iu", dims)
+        if f"{key}/valid" in file:
+            check_array(file[f"{key}/valid"], f"{key}/valid", src, ("K", height, width), "b", dims)
+        return dims["K"]
+
+    def _check_timed_maps(self, file: h5py.File, group: str, name: str) -> bool:
+        if group not in file:
+            return False
+        src, dims = str(self.path), {}
+        kinds = "f" if group == "depth" else "u"
+        check_array(
+            require_key(file, f"{group}/{name}", src),
+            f"{group}/{name}",
+            src,
+            ("K", *self.sensor_size),
+            kinds,
+            dims,
+        )
+        check_array(require_key(file, f"{group}/t_us", src), f"{group}/t_us", src, ("K",), "iu", dims)
+        return True
+
+    def _read_events(self, start: int, stop: int) -> Events:
+        events = self._file["events"]
+        return Events(*(events[key][start:stop] for key in ("x", "y", "t", "p")))
+
+    def _read_t_us(self, start: int, stop: int) -> np.ndarray:
+        return self._file["events/t"][start:stop].astype(np.int64, copy=False)
+
+    def ms_to_idx(self) -> np.ndarray:
+        if self._ms_table is None:
+            self._ms_table = self._file["events/ms_to_idx"][:].astype(np.uint64, copy=False)
+        return self._ms_table
+
+    @property
+    def flow_names(self) -> list[str]:
+        return sorted(self._flow_sizes)
+
+    def _flow_group(self, name: str) -> h5py.Group:
+        if name not in self._flow_sizes:
+            raise KeyError(f"{self.path}: no ground-truth flow '{name}' (available: {self.flow_names})")
+        return self._file[f"flow/{name}"]
+
+    def flow(self, name: str) -> FlowGT:
+        group = self._flow_group(name)
+        valid = group["valid"][:] if "valid" in group else None
+        return FlowGT(group["flow"][:], group["t_start_us"][:], group["t_end_us"][:], valid)
+
+    def flow_intervals(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        group = self._flow_group(name)
+        return group["t_start_us"][:].astype(np.int64), group["t_end_us"][:].astype(np.int64)
+
+    def flow_map(self, name: str, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        group = self._flow_group(name)
+        if not 0 <= k < self._flow_sizes[name]:
+            raise IndexError(
+                f"{self.path}: flow '{name}' has {self._flow_sizes[name]} maps, asked for map {k}"
+            )
+        return group["flow"][k], group["valid"][k] if "valid" in group else None
+
+    def depth(self) -> DepthGT | None:
+        if not self._has["depth"]:
+            return None
+        return DepthGT(self._file["depth/depth"][:], self._file["depth/t_us"][:])
+
+    def frames(self) -> Frames | None:
+        if not self._has["images"]:
+            return None
+        return Frames(self._file["images/images"][:], self._file["images/t_us"][:])
+
+    def calib(self) -> dict[str, object]:
+        """Calibration arrays stored under /calib (nested dicts for groups); empty if none."""
+        return _read_tree(self._file["calib"]) if "calib" in self._file else {}

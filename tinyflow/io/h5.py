@@ -1,0 +1,147 @@
+"""HDF5 plumbing shared by the readers: checks that name the file and key, and a lazily opened handle."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers the blosc/zstd HDF5 filters for every reader)
+import numpy as np
+
+from tinyflow.events.core import EventDataError, Events
+from tinyflow.io.recording import Recording
+
+
+def check_hdf5_file(path: Path) -> Path:
+    """Return ``path`` if it is an existing HDF5 file, else raise naming the path."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected an HDF5 event recording)")
+    if not h5py.is_hdf5(path):
+        raise EventDataError(f"{path}: not an HDF5 file (expected an HDF5 event recording)")
+    return path
+
+
+def require_key(group: h5py.Group, key: str, source: str) -> h5py.Dataset | h5py.Group:
+    """``group[key]``, or an error naming the missing key and the keys found beside it."""
+    if key in group:
+        return group[key]
+    parent = key.rpartition("/")[0]
+    found = sorted(group[parent].keys()) if parent and parent in group else sorted(group.keys())
+    where = f"'{parent}'" if parent else "the root"
+    raise EventDataError(f"{source}: missing key '{key}'; keys found in {where}: {found}")
+
+
+def require_attr(obj: h5py.Group | h5py.Dataset, name: str, source: str) -> object:
+    """The HDF5 attribute ``name`` of ``obj``, or an error naming it and the attributes found."""
+    if name in obj.attrs:
+        return obj.attrs[name]
+    raise EventDataError(
+        f"{source}: key '{obj.name.lstrip('/')}' has no attribute '{name}'; "
+        f"attributes found: {sorted(obj.attrs)}"
+    )
+
+
+_KIND_WORDS = {"i": "signed integer", "u": "unsigned integer", "f": "floating-point", "b": "bool"}
+
+
+def check_array(
+    array: np.ndarray | h5py.Dataset,
+    key: str,
+    source: str,
+    shape: Sequence[int | str],
+    kinds: str,
+    dims: dict[str, int] | None = None,
+) -> np.ndarray | h5py.Dataset:
+    """Check the shape and dtype kind of an array or HDF5 dataset (no data is read).
+
+    Args:
+        array: the numpy array or HDF5 dataset.
+        key: its name, quoted in errors.
+        source: the file it belongs to, quoted in errors.
+        shape: expected shape, one entry per axis: an int for a fixed size, or a name (``"K"``)
+            for a size that must agree with every other axis of that name checked with ``dims``.
+        kinds: accepted numpy dtype kinds, e.g. ``"iu"`` (any integer), ``"f"``, ``"b"``.
+        dims: sizes bound to names so far; updated in place.
+
+    Raises:
+        EventDataError: naming the source, the key, the expected and the actual shape or dtype.
+    """
+    dims = {} if dims is None else dims
+    expected = ", ".join(f"{s}={dims[s]}" if isinstance(s, str) and s in dims else str(s) for s in shape)
+    actual = tuple(array.shape)
+    fits = len(actual) == len(shape) and all(
+        dims.setdefault(s, size) == size if isinstance(s, str) else size == s
+        for s, size in zip(shape, actual, strict=True)
+    )
+    if not fits:
+        raise EventDataError(f"{source}: key '{key}' must have shape [{expected}], got {list(actual)}")
+    if array.dtype.kind not in kinds:
+        words = " or ".join(_KIND_WORDS[k] for k in kinds)
+        raise EventDataError(f"{source}: key '{key}' must have a {words} dtype, got {array.dtype}")
+    return array
+
+
+def check_sensor_size(value: object, key: str, source: str) -> tuple[int, int]:
+    """``(height, width)`` from two whole numbers in [1, 65536] (pixel coordinates fit uint16)."""
+    size = np.asarray(value)
+    whole = size.shape == (2,) and size.dtype.kind in "iuf" and bool(np.all(size == np.round(size)))
+    if not whole or size.min() < 1 or size.max() > 65536:
+        raise EventDataError(
+            f"{source}: '{key}' must be (height, width), two integers in [1, 65536], got {value!r}"
+        )
+    return int(size[0]), int(size[1])
+
+
+class H5Recording(Recording):
+    """Base of the HDF5 readers: a lazily opened, per-process file handle that survives pickling.
+
+    Subclasses read only attributes and shapes in ``__init__`` (closing the file again), set
+    ``sensor_size``, ``t0_us`` and ``_num_events``, and implement ``_read_events``. The handle is
+    reopened in each process that reads (e.g. DataLoader workers) and is never pickled.
+    """
+
+    _chunk_cache_bytes = 32 * 2**20
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_hdf5_file(Path(path))
+        self._num_events = 0
+        self._handle: h5py.File | None = None
+        self._handle_pid: int | None = None
+
+    @property
+    def num_events(self) -> int:
+        return self._num_events
+
+    @property
+    def _file(self) -> h5py.File:
+        if self._handle is None or self._handle_pid != os.getpid():
+            self._handle = h5py.File(self.path, "r", rdcc_nbytes=self._chunk_cache_bytes)
+            self._handle_pid = os.getpid()
+        return self._handle
+
+    @abc.abstractmethod
+    def _read_events(self, start: int, stop: int) -> Events:
+        """Events ``[start, stop)`` as stored (converted to x, y, t_us, p but not yet validated)."""
+
+    def events(self, start: int, stop: int) -> Events:
+        """Events with indices in ``[start, stop)``, validated, as uint16 x, y, int64 t_us, uint8 p."""
+        if not 0 <= start <= stop <= self._num_events:
+            raise IndexError(f"{self.path}: event range [{start}, {stop}) is outside [0, {self._num_events})")
+        ev = self._read_events(start, stop).validate(self.sensor_size, source=str(self.path))
+        return Events(
+            ev.x.astype(np.uint16, copy=False),
+            ev.y.astype(np.uint16, copy=False),
+            ev.t_us.astype(np.int64, copy=False),
+            ev.p.astype(np.uint8, copy=False),
+        )
+
+    def close(self) -> None:
+        if self._handle is not None and self._handle_pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_handle": None, "_handle_pid": None}

@@ -1,0 +1,166 @@
+"""The read interface shared by every on-disk layout.
+
+A :class:`Recording` gives random access to a file's events by index and by time, and to
+its ground truth, without loading the recording whole into memory.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+import numpy as np
+
+from tinyflow.events.core import EventDataError, Events
+from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
+
+
+class Recording(abc.ABC):
+    """One event recording on disk. Timestamps are microseconds since the file's ``t0_us``."""
+
+    path: Path
+    sensor_size: tuple[int, int]  # (height, width)
+    t0_us: int
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    @abc.abstractmethod
+    def num_events(self) -> int:
+        """Number of events in the recording."""
+
+    @abc.abstractmethod
+    def events(self, start: int, stop: int) -> Events:
+        """Events with indices in ``[start, stop)`` (validated against the sensor size)."""
+
+    @abc.abstractmethod
+    def ms_to_idx(self) -> np.ndarray:
+        """uint64 [M]: index of the first event with ``t_us >= k * 1000`` for each k."""
+
+    @abc.abstractmethod
+    def _read_t_us(self, start: int, stop: int) -> np.ndarray:
+        """Timestamps (int64 µs) of events ``[start, stop)``."""
+
+    @property
+    def flow_names(self) -> list[str]:
+        """Names of the ground-truth flow sets (e.g. ``dt1``, ``dt4``); empty without GT."""
+        return []
+
+    def flow(self, name: str) -> FlowGT:
+        """Ground-truth flow set ``name``; maps are read lazily only where the layout allows."""
+        raise KeyError(f"{self.path}: no ground-truth flow '{name}' (available: {self.flow_names})")
+
+    def flow_intervals(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(t_start_us, t_end_us)`` int64 [K] of the maps of GT flow set ``name`` (no maps read)."""
+        gt = self.flow(name)
+        return gt.t_start_us, gt.t_end_us
+
+    def flow_map(self, name: str, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """One GT flow map float32 [2, H, W] and its valid mask [H, W] (or None)."""
+        gt = self.flow(name)
+        return gt.flow[k], None if gt.valid is None else gt.valid[k]
+
+    def depth(self) -> DepthGT | None:
+        return None
+
+    def frames(self) -> Frames | None:
+        return None
+
+    @property
+    def t_end_us(self) -> int:
+        """Timestamp of the last event (µs), 0 for an empty recording."""
+        n = self.num_events
+        return int(self._read_t_us(n - 1, n)[0]) if n else 0
+
+    def timestamps_at(self, indices: np.ndarray) -> np.ndarray:
+        """Timestamps (int64 µs) of the events at ``indices``."""
+        return np.array([self._read_t_us(int(i), int(i) + 1)[0] for i in np.atleast_1d(indices)], np.int64)
+
+    def index_at_time(self, t_us: np.ndarray | int) -> np.ndarray:
+        """Index of the first event with timestamp >= ``t_us`` (vectorised over ``t_us``).
+
+        Uses the millisecond index to bracket each query, then reads only that bracket.
+        """
+        queries = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
+        table = self.ms_to_idx().astype(np.int64)
+        n = self.num_events
+        out = np.empty(queries.shape, dtype=np.int64)
+        for i, q in enumerate(queries):
+            ms = q // 1000
+            if q <= 0 or n == 0:
+                out[i] = 0
+                continue
+            if ms >= len(table):
+                out[i] = n
+                continue
+            lo = int(table[ms])
+            hi = int(table[ms + 1]) if ms + 1 < len(table) else n
+            if q % 1000 == 0 or hi <= lo:
+                out[i] = lo
+                continue
+            out[i] = lo + int(np.searchsorted(self._read_t_us(lo, hi), q, side="left"))
+        return out
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release open file handles (reopened on the next access)."""
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def ms_to_idx_from_t(t_us: np.ndarray, duration_ms: int | None = None) -> np.ndarray:
+    """Build the millisecond index for sorted timestamps: entry k = first index with t >= k ms."""
+    last_ms = int(t_us[-1] // 1000) + 1 if len(t_us) else 0
+    m = max(duration_ms if duration_ms is not None else 0, last_ms) + 1
+    return np.searchsorted(t_us, np.arange(m, dtype=np.int64) * 1000, side="left").astype(np.uint64)
+
+
+class MsIndexBuilder:
+    """Builds ``ms_to_idx`` from consecutive chunks of timestamps (int64 µs since t0), in one pass.
+
+    Each chunk is checked to be non-negative and non-decreasing, also across chunks, so a
+    reader can build the index of a large file chunk by chunk without holding all timestamps.
+    """
+
+    def __init__(self, source: str, key: str) -> None:
+        self._source, self._key = source, key
+        self._parts: list[np.ndarray] = []
+        self._num_events = 0
+        self._next_ms = 0
+        self._last_t_us: int | None = None
+
+    def add(self, t_us: np.ndarray) -> None:
+        """Index the next chunk of timestamps (int64 µs)."""
+        if len(t_us) == 0:
+            return
+        steps = np.diff(t_us)
+        if np.any(steps < 0):
+            i = int(np.argmax(steps < 0))
+            raise EventDataError(
+                f"{self._source}: key '{self._key}' must be non-decreasing; event {self._num_events + i + 1} "
+                f"has t={int(t_us[i + 1])} µs < t={int(t_us[i])} µs of the event before"
+            )
+        first = int(t_us[0])
+        if self._last_t_us is None and first < 0:
+            raise EventDataError(f"{self._source}: key '{self._key}' must be >= 0 µs since t0, got {first}")
+        if self._last_t_us is not None and first < self._last_t_us:
+            raise EventDataError(
+                f"{self._source}: key '{self._key}' must be non-decreasing; event {self._num_events} has "
+                f"t={first} µs < t={self._last_t_us} µs of the event before"
+            )
+        last_ms = int(t_us[-1]) // 1000
+        ms = np.arange(self._next_ms, last_ms + 1, dtype=np.int64)
+        self._parts.append(self._num_events + np.searchsorted(t_us, ms * 1000, side="left"))
+        self._next_ms = last_ms + 1
+        self._last_t_us = int(t_us[-1])
+        self._num_events += len(t_us)
+
+    def finish(self) -> np.ndarray:
+        """The index, uint64 [last_ms + 2], equal to ``ms_to_idx_from_t`` of all chunks together."""
+        return np.concatenate([*self._parts, [self._num_events]]).astype(np.uint64)
