@@ -1,0 +1,144 @@
+"""Lightning DataModules: a folder of HDF5 recordings, and the embedded synthetic event camera."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing
+from tinyflow.data.sampler import SequentialBatchSampler
+from tinyflow.events.transforms import FlowAugmentation
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def find_recordings(folder: str | Path) -> list[Path]:
+    """Every HDF5 file directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data folder {folder} does not exist or is not a directory")
+    paths = sorted(p for p in folder.iterdir() if p.suffix in HDF5_SUFFIXES and p.is_file())
+    if not paths:
+        raise FileNotFoundError(f"data folder {folder} holds no HDF5 recordings (*.h5, *.hdf5)")
+    return paths
+
+
+class EventDataModule(L.LightningDataModule, abc.ABC):
+    """Sequences of windows for recurrent training (shuffled streams) and validation (one full pass).
+
+    Args:
+        batch_size: parallel streams B in training.
+        seq_len: consecutive windows per stream in one training batch (the accumulation window).
+        train_windowing / val_windowing: :class:`Windowing` fields; validation defaults to GT-aligned
+            windows when the recordings hold GT flow.
+        encoding, num_bins: network input (``counts`` or ``voxel``).
+        augmentation: :class:`FlowAugmentation` fields for training, or None.
+        crop_size: (height, width) random crop per training episode, or None.
+        val_batch_size: parallel streams in validation (1 keeps per-recording order simple).
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 4,
+        seq_len: int = 10,
+        train_windowing: Mapping[str, Any] | None = None,
+        val_windowing: Mapping[str, Any] | None = None,
+        encoding: str = "counts",
+        num_bins: int = 2,
+        augmentation: Mapping[str, float] | None = None,
+        crop_size: tuple[int, int] | None = None,
+        hot_pixels: Mapping[str, float | None] | None = None,
+        num_workers: int = 0,
+        val_batch_size: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.train_windowing = Windowing(**(train_windowing or {}))
+        self.val_windowing = Windowing(**(val_windowing or {"mode": "gt"}))
+        self.encoding = encoding
+        self.num_bins = num_bins
+        self.augmentation = FlowAugmentation(**augmentation) if augmentation else None
+        self.crop_size = tuple(crop_size) if crop_size else None
+        self.hot_pixels = HotPixelFilter(**hot_pixels) if hot_pixels else None
+        self.num_workers = num_workers
+        self.val_batch_size = val_batch_size
+        self.seed = seed
+        self.train_set: WindowDataset | None = None
+        self.val_set: WindowDataset | None = None
+
+    @abc.abstractmethod
+    def train_paths(self) -> list[Path]:
+        """Recordings used for training."""
+
+    @abc.abstractmethod
+    def val_paths(self) -> list[Path]:
+        """Recordings used for validation."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = WindowDataset(
+                self.train_paths(),
+                self.train_windowing,
+                self.encoding,
+                self.num_bins,
+                self.augmentation,
+                self.crop_size,
+                self.hot_pixels,
+                self.seed,
+            )
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = WindowDataset(
+                self.val_paths(),
+                self.val_windowing,
+                self.encoding,
+                self.num_bins,
+                None,
+                None,
+                self.hot_pixels,
+            )
+
+    def _loader(self, dataset: WindowDataset, batch_size: int, seq_len: int, shuffle: bool) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        world = self.trainer.world_size if self.trainer is not None else 1
+        sampler = SequentialBatchSampler(
+            dataset.window_counts, batch_size, seq_len, shuffle, self.seed, rank=rank, world_size=world
+        )
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=SequenceCollate(batch_size),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, self.seq_len, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.val_batch_size, 1, shuffle=False)
+
+
+class H5DirDataModule(EventDataModule):
+    """Every supported HDF5 file in ``root``; ``root/train`` and ``root/val`` when both exist."""
+
+    def __init__(self, root: str | Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root)
+
+    def _split(self, name: str) -> list[Path]:
+        if (self.root / "train").is_dir() and (self.root / "val").is_dir():
+            return find_recordings(self.root / name)
+        return find_recordings(self.root)
+
+    def train_paths(self) -> list[Path]:
+        return self._split("train")
+
+    def val_paths(self) -> list[Path]:
+        return self._split("val")

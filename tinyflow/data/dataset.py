@@ -1,0 +1,223 @@
+"""A map-style dataset of windows over a set of recordings, and its time-major collation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tinyflow.data.sampler import WindowKey
+from tinyflow.events.encodings import encode, event_counts, event_list, pad_event_lists
+from tinyflow.events.transforms import (
+    FlowAugmentation,
+    WindowSample,
+    apply_transforms,
+    crop,
+    hot_pixel_mask,
+    remove_pixels,
+)
+from tinyflow.events.windows import Window, windows_by_count, windows_by_duration, windows_from_gt
+from tinyflow.io import open_recording
+from tinyflow.io.recording import Recording
+
+HOT_PIXEL_CHUNK = 1_000_000
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How a recording is cut into windows.
+
+    Attributes:
+        mode: ``count`` (``events_per_window`` events each), ``duration`` (``duration_us`` each)
+            or ``gt`` (one window per map of GT flow set ``flow_name``, e.g. ``dt1`` or ``dt4``).
+    """
+
+    mode: str = "count"
+    events_per_window: int = 1000
+    duration_us: int = 10_000
+    flow_name: str = "dt1"
+
+    def windows(self, recording: Recording) -> list[Window]:
+        if self.mode == "count":
+            return windows_by_count(recording, self.events_per_window)
+        if self.mode == "duration":
+            return windows_by_duration(recording, self.duration_us)
+        if self.mode == "gt":
+            if self.flow_name not in recording.flow_names:
+                return []
+            return windows_from_gt(recording, self.flow_name)
+        raise ValueError(f"unknown windowing mode '{self.mode}'; expected 'count', 'duration' or 'gt'")
+
+
+@dataclass(frozen=True)
+class HotPixelFilter:
+    """Drop pixels whose rate over the whole recording exceeds ``max_rate_hz`` or mean + ``num_std`` std."""
+
+    max_rate_hz: float | None = None
+    num_std: float | None = 5.0
+
+    def mask(self, recording: Recording) -> np.ndarray:
+        counts = np.zeros(recording.sensor_size, np.float64)
+        for start in range(0, recording.num_events, HOT_PIXEL_CHUNK):
+            stop = min(start + HOT_PIXEL_CHUNK, recording.num_events)
+            counts += event_counts(recording.events(start, stop), recording.sensor_size).sum(0)
+        return hot_pixel_mask(counts, max(recording.t_end_us, 1), self.max_rate_hz, self.num_std)
+
+
+class WindowDataset(Dataset):
+    """Windows of events from several recordings, indexed by :class:`WindowKey` (or a flat int).
+
+    Each item is a dict of numpy arrays:
+        ``input`` float32 [C, H, W] (encoding of the window), ``events`` float32 [N, 4] event list
+        ``(x, y, t_norm, p_sign)`` with t_norm over the window span, ``flow_gt`` float32 [2, H, W]
+        ((x, y) pixels over the window span; zeros without GT), ``gt_valid`` bool [H, W],
+        ``has_gt``, ``dt_us`` (window span in µs), ``recording``, ``end_of_recording``, ``active``.
+
+    Augmentation and crop are drawn once per episode (one stream's visit of a recording), so all
+    windows of a visit share them. Works with ``num_workers > 0``: recordings reopen per process.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        windowing: Windowing,
+        encoding: str = "counts",
+        num_bins: int = 2,
+        augmentation: FlowAugmentation | None = None,
+        crop_size: tuple[int, int] | None = None,
+        hot_pixels: HotPixelFilter | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not paths:
+            raise ValueError("WindowDataset needs at least one recording path, got none")
+        self.recordings = [open_recording(p) for p in paths]
+        self.windowing = windowing
+        self.encoding = encoding
+        self.num_bins = num_bins
+        self.augmentation = augmentation
+        self.crop_size = tuple(crop_size) if crop_size is not None else None
+        self.seed = seed
+        self.windows = [windowing.windows(r) for r in self.recordings]
+        self.hot_masks = [hot_pixels.mask(r) if hot_pixels else None for r in self.recordings]
+        self._flat = np.cumsum([0] + [len(w) for w in self.windows])
+        sizes = {r.sensor_size for r in self.recordings}
+        if self.crop_size is None and len(sizes) > 1:
+            raise ValueError(
+                f"recordings have different sensor sizes {sorted(sizes)}; set crop_size to batch them"
+            )
+        self.sensor_size = self.crop_size or self.recordings[0].sensor_size
+
+    @property
+    def window_counts(self) -> list[int]:
+        return [len(w) for w in self.windows]
+
+    @property
+    def recording_names(self) -> list[str]:
+        return [r.name for r in self.recordings]
+
+    def __len__(self) -> int:
+        return int(self._flat[-1])
+
+    def _key(self, index: int | WindowKey) -> WindowKey:
+        if isinstance(index, WindowKey):
+            return index
+        rec = int(np.searchsorted(self._flat, index, side="right") - 1)
+        win = int(index - self._flat[rec])
+        return WindowKey(rec, win, episode=0, end_of_recording=win == len(self.windows[rec]) - 1)
+
+    def _load(self, rec: int, window: Window) -> WindowSample:
+        recording = self.recordings[rec]
+        events = recording.events(window.start, window.stop)
+        if self.hot_masks[rec] is not None:
+            events = remove_pixels(events, self.hot_masks[rec])
+        flow = valid = None
+        if window.gt_index >= 0:
+            flow, valid = recording.flow_map(self.windowing.flow_name, window.gt_index)
+            if valid is None:
+                valid = np.ones(recording.sensor_size, bool)
+        return WindowSample(events, recording.sensor_size, window.t_start_us, window.t_end_us, flow, valid)
+
+    def _episode_view(self, sample: WindowSample, key: WindowKey) -> WindowSample:
+        rng = np.random.default_rng((self.seed, key.recording, key.episode))
+        if self.crop_size is not None:
+            height, width = sample.sensor_size
+            ch, cw = self.crop_size
+            if ch > height or cw > width:
+                raise ValueError(
+                    f"crop_size {self.crop_size} is larger than sensor_size {sample.sensor_size}"
+                )
+            sample = crop(
+                sample, int(rng.integers(0, height - ch + 1)), int(rng.integers(0, width - cw + 1)), ch, cw
+            )
+        if self.augmentation is not None:
+            sample = apply_transforms(sample, self.augmentation.draw(rng))
+        return sample
+
+    def __getitem__(self, index: int | WindowKey) -> dict[str, np.ndarray | int | bool]:
+        key = self._key(index)
+        height, width = self.sensor_size
+        if not key.active:
+            channels = 2 if self.encoding == "counts" else self.num_bins
+            return {
+                "input": np.zeros((channels, height, width), np.float32),
+                "events": np.zeros((0, 4), np.float32),
+                "flow_gt": np.zeros((2, height, width), np.float32),
+                "gt_valid": np.zeros((height, width), bool),
+                "has_gt": False,
+                "dt_us": 0,
+                "recording": -1,
+                "end_of_recording": True,
+                "active": False,
+            }
+        window = self.windows[key.recording][key.window]
+        sample = self._episode_view(self._load(key.recording, window), key)
+        has_gt = sample.flow is not None
+        return {
+            "input": encode(
+                sample.events,
+                sample.sensor_size,
+                self.encoding,
+                self.num_bins,
+                sample.t_start_us,
+                sample.t_end_us,
+            ),
+            "events": event_list(sample.events, sample.t_start_us, sample.t_end_us),
+            "flow_gt": np.ascontiguousarray(sample.flow, np.float32)
+            if has_gt
+            else np.zeros((2, height, width), np.float32),
+            "gt_valid": np.ascontiguousarray(sample.valid) if has_gt else np.zeros((height, width), bool),
+            "has_gt": has_gt,
+            "dt_us": window.duration_us,
+            "recording": key.recording,
+            "end_of_recording": key.end_of_recording,
+            "active": True,
+        }
+
+
+@dataclass(frozen=True)
+class SequenceCollate:
+    """Collate ``seq_len * batch_size`` items (time-major) into tensors shaped [T, B, ...].
+
+    Event lists are zero-padded to the longest window of the batch, with ``event_mask`` [T, B, N].
+    """
+
+    batch_size: int
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        if len(items) % self.batch_size:
+            raise ValueError(f"got {len(items)} items, not a multiple of batch_size={self.batch_size}")
+        steps = len(items) // self.batch_size
+        out: dict[str, torch.Tensor] = {}
+        for key in items[0]:
+            if key == "events":
+                continue
+            stacked = torch.as_tensor(np.stack([np.asarray(item[key]) for item in items]))
+            out[key] = stacked.reshape(steps, self.batch_size, *stacked.shape[1:])
+        events, mask = pad_event_lists([item["events"] for item in items])
+        out["events"] = torch.from_numpy(events).reshape(steps, self.batch_size, *events.shape[1:])
+        out["event_mask"] = torch.from_numpy(mask).reshape(steps, self.batch_size, -1)
+        return out
