@@ -84,3 +84,8 @@ def test_training_batches_never_change_recording_inside_a_stream() -> None:
             stream = batch[b::2]
             assert len({(k.recording, k.episode) for k in stream}) == 1
             assert not any(k.end_of_recording for k in stream[:-1])
+
+
+def test_fewer_recordings_than_streams_still_trains() -> None:
+    sampler = SequentialBatchSampler([20, 20], batch_size=4, seq_len=5, shuffle=True)
+    assert len(sampler) >= 2

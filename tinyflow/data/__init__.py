@@ -1,0 +1,16 @@
+"""Datasets of windows, the sequential batch sampler and the Lightning DataModules."""
+
+from tinyflow.data.datamodule import EventDataModule, H5DirDataModule, SyntheticDataModule
+from tinyflow.data.dataset import SequenceCollate, WindowDataset, Windowing
+from tinyflow.data.sampler import SequentialBatchSampler, WindowKey
+
+__all__ = [
+    "EventDataModule",
+    "H5DirDataModule",
+    "SequenceCollate",
+    "SequentialBatchSampler",
+    "SyntheticDataModule",
+    "WindowDataset",
+    "WindowKey",
+    "Windowing",
+]

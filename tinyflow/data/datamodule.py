@@ -13,6 +13,8 @@ from torch.utils.data import DataLoader
 from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing
 from tinyflow.data.sampler import SequentialBatchSampler
 from tinyflow.events.transforms import FlowAugmentation
+from tinyflow.synth.config import SynthConfig
+from tinyflow.synth.dataset import ensure_synthetic_dataset
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
@@ -142,3 +144,42 @@ class H5DirDataModule(EventDataModule):
 
     def val_paths(self) -> list[Path]:
         return self._split("val")
+
+
+class SyntheticDataModule(EventDataModule):
+    """The embedded synthetic event camera: generated and cached under ``root`` on first use.
+
+    Args:
+        root: cache folder; the dataset lands in ``root/synthetic_<hash of config and seed>/``.
+        synth: :class:`~tinyflow.synth.config.SynthConfig` fields (sensor size, duration, motion, ...).
+        num_train, num_val: number of recordings per split (train/val split by recording).
+        data_seed: seed of the generated dataset.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        synth: Mapping[str, Any] | None = None,
+        num_train: int = 8,
+        num_val: int = 2,
+        data_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(synth or {}).items()}
+        self.synth_config = SynthConfig(**fields)
+        self.splits = {"train": num_train, "val": num_val}
+        self.data_seed = data_seed
+
+    def _paths(self) -> dict[str, list[Path]]:
+        return ensure_synthetic_dataset(self.root, self.synth_config, self.splits, self.data_seed)
+
+    def prepare_data(self) -> None:
+        self._paths()
+
+    def train_paths(self) -> list[Path]:
+        return self._paths()["train"]
+
+    def val_paths(self) -> list[Path]:
+        return self._paths()["val"]

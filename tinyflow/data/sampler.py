@@ -48,7 +48,8 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
         shuffle: training mode: recordings in random order and a random start offset in
             ``[0, seq_len)`` windows for each visit; a visit holds whole chunks of ``seq_len``
             windows only, so a stream never changes recording inside a batch (its tail is
-            dropped); the epoch ends when a stream runs out of recordings. Otherwise a deterministic full pass: every window exactly once, idle
+            dropped); the epoch ends when a stream runs out of recordings (with fewer recordings
+            than streams, the recordings are visited several times per epoch). Otherwise a deterministic full pass: every window exactly once, idle
             streams padded with inactive keys until all streams are done.
         seed: base seed; the plan of epoch e is a pure function of (seed, e).
         rank, world_size: for distributed training, each rank walks a disjoint share of recordings.
@@ -80,10 +81,18 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
         self.epoch = epoch
 
     def _recording_queue(self, rng: np.random.Generator) -> list[int]:
-        order = (
-            rng.permutation(len(self.window_counts)) if self.shuffle else np.arange(len(self.window_counts))
-        )
-        return [int(r) for r in order[self.rank :: self.world_size] if self.window_counts[r] > 0]
+        """This rank's recordings in visiting order; in training, repeated until every stream gets one."""
+        queue: list[int] = []
+        while True:
+            order = (
+                rng.permutation(len(self.window_counts))
+                if self.shuffle
+                else np.arange(len(self.window_counts))
+            )
+            mine = [int(r) for r in order[self.rank :: self.world_size] if self.window_counts[r] > 0]
+            queue += mine
+            if not self.shuffle or not mine or len(queue) >= self.batch_size:
+                return queue
 
     def _plan(self) -> list[list[WindowKey]]:
         if self._plan_cache is not None and self._plan_cache[0] == self.epoch:

@@ -1,0 +1,174 @@
+"""LightningModule for self-supervised optical flow with truncated BPTT.
+
+A training batch is a time-major sequence ``[T, B, ...]`` of T consecutive windows of B streams
+(see :class:`tinyflow.data.sampler.SequentialBatchSampler`). Each window is one forward pass
+of the recurrent network; the T passes form the accumulation window of the CMax loss. After the
+T passes: backward, gradient clipping, optimiser step, then the network state is detached, and
+reset for the streams whose recording ended.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from tinyflow.metrics.flow import (
+    FlowErrorMetrics,
+    flow_warp_loss,
+    ratio_squared_average_timestamps,
+    rescale_flow,
+)
+
+METRIC_KEYS = ("aee", "outliers", "aee_zero", "aae", "fwl", "rsat")
+
+
+class FlowLightningModule(L.LightningModule):
+    """Trains a (spiking) flow network with a contrast-maximisation loss.
+
+    Args:
+        network: a stateful network: ``forward(x [B, C, H, W]) -> {"flow": [B, 2, H, W], ...}`` with
+            ``reset_state(mask)``, ``detach_state()`` and a ``state`` attribute; the flow is an (x, y)
+            displacement in pixels over the input window.
+        loss: factory ``loss(sensor_size=(H, W))`` of a CMax loss with ``accumulate/compute/reset``.
+        optimizer: factory ``optimizer(params)`` (a ``_partial_`` Hydra config).
+        gradient_clip_val: max gradient norm, or None.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        loss: Callable[..., Any],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        gradient_clip_val: float | None = 100.0,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.network = network
+        self.loss_factory = loss
+        self.optimizer_factory = optimizer
+        self.gradient_clip_val = gradient_clip_val
+        self._losses: dict[tuple[int, int], Any] = {}
+        self._stashed_state: Any = None
+        self.flow_errors = FlowErrorMetrics()
+        self._focus: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.validation_results: dict[str, dict[str, float]] = {}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.network.parameters())
+
+    def loss_for(self, sensor_size: tuple[int, int]) -> Any:
+        """The loss object for a sensor size (built once per size)."""
+        if sensor_size not in self._losses:
+            self._losses[sensor_size] = self.loss_factory(sensor_size=sensor_size)
+        return self._losses[sensor_size]
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return self.network(x)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        optimizer = self.optimizers()
+        inputs = batch["input"]
+        loss_fn = self.loss_for(tuple(inputs.shape[-2:]))
+        loss_fn.reset()
+        for t in range(inputs.shape[0]):
+            out = self.network(inputs[t])
+            loss_fn.accumulate(batch["events"][t], batch["event_mask"][t], out["flow"])
+        loss = loss_fn.compute()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.gradient_clip_val:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm"
+            )
+        optimizer.step()
+        self.network.detach_state()
+        self.network.reset_state(batch["end_of_recording"][-1])
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=inputs.shape[1])
+        return loss.detach()
+
+    # Validation: one window per step, state kept across windows and reset at recording ends.
+
+    def on_validation_epoch_start(self) -> None:
+        self._stashed_state = self.network.state
+        self.network.reset_state()
+        self.flow_errors.reset()
+        self._focus.clear()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        names = self.trainer.datamodule.val_set.recording_names
+        for t in range(batch["input"].shape[0]):
+            self._validate_window({key: value[t] for key, value in batch.items()}, names)
+
+    def _validate_window(self, window: dict[str, Tensor], names: list[str]) -> None:
+        out = self.network(window["input"])
+        flow = out["flow"].detach()
+        active = window["active"]
+        if active.any():
+            recordings = [names[int(r)] for r in window["recording"][active]]
+            self._update_focus(window, flow, active, recordings)
+            has_gt = active & window["has_gt"]
+            if has_gt.any():
+                # The GT window is the input window here; rescale_flow keeps the interval change explicit.
+                dt = window["dt_us"][has_gt].to(flow.dtype)
+                pred = rescale_flow(flow[has_gt], dt, dt)
+                event_mask = window["input"][has_gt].abs().sum(dim=1) > 0
+                gt_names = [names[int(r)] for r in window["recording"][has_gt]]
+                self.flow_errors.update(
+                    pred, window["flow_gt"][has_gt], event_mask, window["gt_valid"][has_gt], gt_names
+                )
+        self.network.reset_state(window["end_of_recording"])
+
+    def _update_focus(
+        self, window: dict[str, Tensor], flow: Tensor, active: Tensor, recordings: list[str]
+    ) -> None:
+        sensor_size = tuple(flow.shape[-2:])
+        loss_fn = self.loss_for(sensor_size)
+        loss_fn.reset()
+        loss_fn.accumulate(window["events"][active], window["event_mask"][active], flow[active])
+        accumulated = loss_fn.accumulated()
+        fwl = flow_warp_loss(accumulated, sensor_size)
+        rsat = ratio_squared_average_timestamps(accumulated, sensor_size)
+        loss = loss_fn.compute()
+        loss_fn.reset()
+        for i, name in enumerate(recordings):
+            for key, value in (("fwl", fwl[i]), ("rsat", rsat[i])):
+                if torch.isfinite(value):
+                    self._focus[name][key].append(float(value))
+        self.log("val/loss", loss, batch_size=len(recordings))
+
+    def on_validation_epoch_end(self) -> None:
+        results: dict[str, dict[str, float]] = {name: {} for name in self._focus}
+        for name, errors in self.flow_errors.compute().items():
+            results.setdefault(name, {}).update(
+                aee=errors.aee_px,
+                outliers=errors.outlier_percent,
+                aee_zero=errors.zero_flow_aee_px,
+                aae=errors.aae_deg,
+            )
+        for name, focus in self._focus.items():
+            for key, values in focus.items():
+                results[name][key] = math.fsum(values) / len(values)
+        self.validation_results = results
+        mean = mean_over_recordings(results)
+        # Checkpoint selection monitors val/aee: NaN (never best) on data without ground truth.
+        mean.setdefault("aee", math.nan)
+        for key, value in mean.items():
+            self.log(f"val/{key}", value, prog_bar=key in ("aee", "rsat"))
+        self.network.state = self._stashed_state
+        self._stashed_state = None
+
+
+def mean_over_recordings(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over the recordings that report it (each recording weighs the same)."""
+    mean: dict[str, float] = {}
+    for key in METRIC_KEYS:
+        values = [metrics[key] for metrics in results.values() if key in metrics]
+        if values:
+            mean[key] = math.fsum(values) / len(values)
+    return mean

@@ -1,0 +1,18 @@
+"""Validate a run: ``python validate.py runid=<id> [checkpoint=last|best|FILE] [data=...] [output=m.json]``."""
+
+import hydra
+from omegaconf import DictConfig
+
+from tinyflow.config import register_resolvers
+from tinyflow.workflows import validate
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="config", config_name="validate")
+def main(cfg: DictConfig) -> None:
+    validate(cfg)
+
+
+if __name__ == "__main__":
+    main()
