@@ -133,7 +133,9 @@ def test_event_list_columns() -> None:
 
 
 def _gain(sample: WindowSample) -> float:
-    return sharpness_gain(sample.events, sample.flow, sample.t_start_us, sample.t_end_us, sample.sensor_size)
+    return sharpness_gain(
+        sample.events, sample.flow, sample.t_start_us, sample.t_end_us, sample.sensor_size, bilinear=True
+    )
 
 
 @pytest.mark.parametrize("transform", [flip_horizontal, flip_vertical, flip_polarity])

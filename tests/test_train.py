@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -10,6 +14,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRAIN
 from hydra.utils import instantiate
 
 from tinyflow.events.groundtruth import FlowGT
@@ -17,6 +22,8 @@ from tinyflow.io import open_recording, write_canonical
 from tinyflow.models.stateful import map_state
 from tinyflow.runs import find_run
 from tinyflow.workflows import build_module, build_trainer, train, validate
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class CrashOnce(L.Callback):
@@ -163,3 +170,41 @@ def test_unknown_run_names_the_known_runs(compose_config, tmp_path) -> None:
     (tmp_path / "runs" / "abc" / "config.yaml").write_text("run_id: abc\n")
     with pytest.raises(FileNotFoundError, match=r"no run 'nope'.*known runs: \['abc'\]"):
         validate(compose_config("validate", ["runid=nope"]))
+
+
+@pytest.mark.parametrize("model", ["firenet", "lif_firenet_short", "lif_fireflownet", "fireflownet"])
+def test_other_models_train_with_fast_dev_run(compose_config, model: str) -> None:
+    results = train(compose_config("train", [f"model={model}", "debug=fdr"]))
+    assert np.isfinite(results["mean"]["aee"])
+
+
+def test_wandb_logger_runs_offline_without_credentials(compose_config, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    results = train(compose_config("train", ["logger=wandb"]))
+    offline_runs = list((tmp_path / "runs" / results["run_id"] / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and results["run_id"] in offline_runs[0].name
+
+
+def test_multirun_sweep_gives_one_validatable_run_per_value(tmp_path) -> None:
+    tiny = [o for o in TINY_TRAIN if not o.startswith(("model.base_num_channels", "trainer.max_steps"))]
+    command = [sys.executable, "train.py", "-m", "model.base_num_channels=2,4", "trainer.max_steps=2", *tiny]
+    env = {**os.environ, "TINYFLOW_ROOT": str(tmp_path)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_ids = re.findall(r"run id: (\w+)", done.stdout)
+    assert len(set(run_ids)) == 2
+    channels = sorted(find_run(r, tmp_path / "runs").config().model.base_num_channels for r in run_ids)
+    assert channels == [2, 4]
+    for run_id in run_ids:
+        validated = subprocess.run(
+            [sys.executable, "validate.py", f"runid={run_id}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert validated.returncode == 0 and "mean" in validated.stdout, validated.stderr[-3000:]

@@ -55,6 +55,19 @@ def warp_to_reference(
     return xi + dt * flow_xy[0, yi, xi], yi + dt * flow_xy[1, yi, xi]
 
 
+def splat_nearest(x: np.ndarray, y: np.ndarray, sensor_size: tuple[int, int]) -> np.ndarray:
+    """Count sub-pixel points (x = column, y = row) at their nearest pixel: float64 [H, W]; outside points drop."""
+    height, width = sensor_size
+    xi = np.rint(x).astype(np.int64)
+    yi = np.rint(y).astype(np.int64)
+    inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+    return (
+        np.bincount(yi[inside] * width + xi[inside], minlength=height * width)
+        .astype(np.float64)
+        .reshape(height, width)
+    )
+
+
 def warped_event_image(
     events: Events,
     flow_xy: np.ndarray,
@@ -62,17 +75,34 @@ def warped_event_image(
     t_end_us: int,
     sensor_size: tuple[int, int],
     t_ref_us: int | None = None,
+    bilinear: bool = False,
 ) -> np.ndarray:
-    """Image of warped events (event counts, both polarities) at ``t_ref_us`` (default: interval start)."""
+    """Image of warped events (event counts, both polarities) at ``t_ref_us`` (default: interval start).
+
+    Events land on their nearest pixel (``bilinear=False``, so that warped and unwarped images are
+    accumulated alike) or are splatted bilinearly.
+    """
     ref = t_start_us if t_ref_us is None else t_ref_us
     wx, wy = warp_to_reference(events, flow_xy, t_start_us, t_end_us, ref)
-    return splat_bilinear(wx, wy, sensor_size)
+    return splat_bilinear(wx, wy, sensor_size) if bilinear else splat_nearest(wx, wy, sensor_size)
 
 
 def sharpness_gain(
-    events: Events, flow_xy: np.ndarray, t_start_us: int, t_end_us: int, sensor_size: tuple[int, int]
+    events: Events,
+    flow_xy: np.ndarray,
+    t_start_us: int,
+    t_end_us: int,
+    sensor_size: tuple[int, int],
+    bilinear: bool = False,
 ) -> float:
-    """Variance of the image of events warped by ``flow_xy`` divided by that with zero flow (> 1 = sharper)."""
-    warped = warped_event_image(events, flow_xy, t_start_us, t_end_us, sensor_size)
-    still = warped_event_image(events, np.zeros_like(flow_xy), t_start_us, t_end_us, sensor_size)
+    """Variance of the image of events warped by ``flow_xy`` divided by that with zero flow (> 1 = sharper).
+
+    By default both images use nearest-pixel accumulation, so the ratio is not biased towards zero
+    flow (bilinear splatting blurs sub-pixel positions but not the integer positions of unwarped
+    events); ``bilinear=True`` splats both bilinearly (exactly mirror-symmetric, for invariance checks).
+    """
+    warped = warped_event_image(events, flow_xy, t_start_us, t_end_us, sensor_size, bilinear=bilinear)
+    still = warped_event_image(
+        events, np.zeros_like(flow_xy), t_start_us, t_end_us, sensor_size, bilinear=bilinear
+    )
     return float(warped.var() / max(still.var(), 1e-12))
