@@ -62,6 +62,11 @@ class CMaxLinearLoss:
             difference; the defaults give event_flow's ``sqrt(d^2 + 1e-6)`` (event_flow applies it to
             the sum of the x and y differences, here each component is penalised on its own).
         splat: image formation, :func:`tinyflow.cmax.splat.splat_bilinear` or a kernel with its signature.
+        subpixel_jitter: spread each event uniformly over its pixel's footprint (``x + U(-0.5, 0.5)``,
+            likewise y; the flow is still read at the integer pixel) before warping. Events on the
+            integer grid make zero flow a sharp local minimum of the bilinearly splatted loss (every
+            unwarped event hits one pixel exactly, every warped one is spread over four); the jitter
+            removes that bias. Random (torch's global generator): use it for training, not evaluation.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class CMaxLinearLoss:
         charbonnier_eps: float = 1e-3,
         charbonnier_alpha: float = 0.5,
         splat: Splat = splat_bilinear,
+        subpixel_jitter: bool = False,
     ) -> None:
         if len(sensor_size) != 2 or min(sensor_size) < 1:
             raise ValueError(f"sensor_size: expected (height, width) of positive ints; got {sensor_size}")
@@ -79,6 +85,7 @@ class CMaxLinearLoss:
         self.charbonnier_eps = charbonnier_eps
         self.charbonnier_alpha = charbonnier_alpha
         self.splat = splat
+        self.subpixel_jitter = subpixel_jitter
         self._passes: list[_Pass] = []
 
     @property
@@ -110,8 +117,12 @@ class CMaxLinearLoss:
             )
         check_event_list(events, mask, self.sensor_size)
         x, y, t_norm, p_sign = torch.where(mask.unsqueeze(-1), events.to(flow.dtype), 0).unbind(-1)
+        flow_at_events = sample_flow_at_events(flow, x, y)
+        if self.subpixel_jitter:
+            x = x + torch.rand_like(x) - 0.5
+            y = y + torch.rand_like(y) - 0.5
         accumulation_events = torch.stack((x, y, t_norm + self.num_passes, p_sign), dim=-1)
-        self._passes.append(_Pass(accumulation_events, mask, sample_flow_at_events(flow, x, y), flow))
+        self._passes.append(_Pass(accumulation_events, mask, flow_at_events, flow))
 
     def accumulated(self) -> EventsWithFlow:
         """All accumulated events as one window: t_norm = tau / P, flow = P * u (pixels over all P passes)."""

@@ -18,6 +18,9 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from tinyflow.cmax.event_list import EventsWithFlow
+from tinyflow.cmax.splat import splat_nearest
+from tinyflow.cmax.warp import sample_flow_at_events
 from tinyflow.metrics.flow import (
     FlowErrorMetrics,
     flow_warp_loss,
@@ -124,23 +127,23 @@ class FlowLightningModule(L.LightningModule):
                 )
         self.network.reset_state(window["end_of_recording"])
 
-    def _update_focus(
-        self, window: dict[str, Tensor], flow: Tensor, active: Tensor, recordings: list[str]
-    ) -> None:
+    def _update_focus(self, window: dict[str, Tensor], flow: Tensor, active: Tensor, recordings: list[str]) -> None:
+        """FWL and RSAT of the window's own events (event_flow's evaluation: nearest-pixel images)."""
         sensor_size = tuple(flow.shape[-2:])
-        loss_fn = self.loss_for(sensor_size)
-        loss_fn.reset()
-        loss_fn.accumulate(window["events"][active], window["event_mask"][active], flow[active])
-        accumulated = loss_fn.accumulated()
-        fwl = flow_warp_loss(accumulated, sensor_size)
-        rsat = ratio_squared_average_timestamps(accumulated, sensor_size)
-        loss = loss_fn.compute()
-        loss_fn.reset()
+        events, mask = window["events"][active], window["event_mask"][active]
+        x, y = (torch.where(mask, events[..., i], 0) for i in (0, 1))
+        warped = EventsWithFlow(events, mask, sample_flow_at_events(flow[active], x, y))
+        fwl = flow_warp_loss(warped, sensor_size, t_ref_norm=1.0, splat=splat_nearest)
+        rsat = ratio_squared_average_timestamps(warped, sensor_size, splat=splat_nearest)
         for i, name in enumerate(recordings):
             for key, value in (("fwl", fwl[i]), ("rsat", rsat[i])):
                 if torch.isfinite(value):
                     self._focus[name][key].append(float(value))
-        self.log("val/loss", loss, batch_size=len(recordings))
+        loss_fn = self.loss_for(sensor_size)
+        loss_fn.reset()
+        loss_fn.accumulate(events, mask, flow[active])
+        self.log("val/loss", loss_fn.compute(), batch_size=len(recordings))
+        loss_fn.reset()
 
     def on_validation_epoch_end(self) -> None:
         results: dict[str, dict[str, float]] = {name: {} for name in self._focus}
