@@ -47,7 +47,9 @@ def test_models(compose_config, model: str) -> None:
 
 @pytest.mark.parametrize("data", options("data"))
 def test_data(compose_config, data: str, tmp_path) -> None:
-    cfg = compose_config("train", [f"data={data}"] + ([f"data.root={tmp_path}"] if data == "h5dir" else []))
+    cfg = compose_config(
+        "train", [f"data={data}"] + ([f"data.root={tmp_path}"] if data == "h5dir" else []), tiny=False
+    )
     assert isinstance(instantiate(cfg.data), EventDataModule)
 
 
@@ -58,7 +60,7 @@ def test_other_groups(compose_config, group: str, monkeypatch, tmp_path) -> None
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     for option in options(group):
-        cfg = compose_config("train", [f"{group}={option}"])
+        cfg = compose_config("train", [f"{group}={option}"], tiny=False)
         if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
             assert cfg.trainer.devices >= 1  # composes; instantiating needs a GPU
             continue

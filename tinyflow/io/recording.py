@@ -14,6 +14,8 @@ import numpy as np
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
 
+TIMESTAMP_SPAN = 1 << 20  # events read at once by timestamps_at (8 MiB of int64)
+
 
 class Recording(abc.ABC):
     """One event recording on disk. Timestamps are microseconds since the file's ``t0_us``."""
@@ -75,8 +77,19 @@ class Recording(abc.ABC):
         return int(self._read_t_us(n - 1, n)[0]) if n else 0
 
     def timestamps_at(self, indices: np.ndarray) -> np.ndarray:
-        """Timestamps (int64 µs) of the events at ``indices``."""
-        return np.array([self._read_t_us(int(i), int(i) + 1)[0] for i in np.atleast_1d(indices)], np.int64)
+        """Timestamps (int64 µs) of the events at ``indices``, reading one span per group of nearby indices."""
+        indices = np.atleast_1d(np.asarray(indices, dtype=np.int64))
+        order = np.argsort(indices, kind="stable")
+        out = np.empty(len(indices), np.int64)
+        group_start = 0
+        while group_start < len(order):
+            first = indices[order[group_start]]
+            group_stop = int(np.searchsorted(indices[order], first + TIMESTAMP_SPAN, side="left"))
+            members = order[group_start:group_stop]
+            span = self._read_t_us(int(first), int(indices[members[-1]]) + 1)
+            out[members] = span[indices[members] - first]
+            group_start = group_stop
+        return out
 
     def index_at_time(self, t_us: np.ndarray | int) -> np.ndarray:
         """Index of the first event with timestamp >= ``t_us`` (vectorised over ``t_us``).

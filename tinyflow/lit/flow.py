@@ -127,7 +127,9 @@ class FlowLightningModule(L.LightningModule):
                 )
         self.network.reset_state(window["end_of_recording"])
 
-    def _update_focus(self, window: dict[str, Tensor], flow: Tensor, active: Tensor, recordings: list[str]) -> None:
+    def _update_focus(
+        self, window: dict[str, Tensor], flow: Tensor, active: Tensor, recordings: list[str]
+    ) -> None:
         """FWL and RSAT of the window's own events (event_flow's evaluation: nearest-pixel images)."""
         sensor_size = tuple(flow.shape[-2:])
         events, mask = window["events"][active], window["event_mask"][active]
