@@ -117,8 +117,10 @@ def test_lif_channels_have_their_own_leak_and_clamped_threshold() -> None:
     assert [s[1] for s in spikes] == [z for _, z, _ in channel1] == [0.0, 0.0, 1.0, 0.0, 0.0]
 
 
-def test_alif_matches_hand_recurrence() -> None:
-    layer = one_by_one(ConvALIF)  # default soft reset
+@pytest.mark.parametrize(("layer_class", "trace"), [(ConvALIF, "spikes"), (ConvXLIF, "presynaptic")])
+def test_adaptive_threshold_neurons_match_hand_recurrence(layer_class, trace) -> None:
+    """ALIF adapts its threshold to its own spikes, XLIF to presynaptic activity (default soft reset)."""
+    layer = one_by_one(layer_class)
     layer.trace_leak_logit.data.fill_(logit(0.5))
     layer.base_thresh.fill_(0.3)
     layer.adapt_thresh.fill_(0.8)
@@ -128,24 +130,7 @@ def test_alif_matches_hand_recurrence() -> None:
         leak=0.6,
         threshold=lambda a: 0.3 + 0.8 * a,
         hard=False,
-        trace="spikes",
-        trace_leak=0.5,
-    )
-    assert_matches(run_layer(layer, INPUTS), expected)
-
-
-def test_xlif_matches_hand_recurrence() -> None:
-    layer = one_by_one(ConvXLIF)
-    layer.trace_leak_logit.data.fill_(logit(0.5))
-    layer.base_thresh.fill_(0.3)
-    layer.adapt_thresh.fill_(0.8)
-    expected = reference_run(
-        INPUTS,
-        w_ff=1.3,
-        leak=0.6,
-        threshold=lambda a: 0.3 + 0.8 * a,
-        hard=False,
-        trace="presynaptic",
+        trace=trace,
         trace_leak=0.5,
     )
     assert_matches(run_layer(layer, INPUTS), expected)

@@ -88,10 +88,10 @@ def windows_from_gt(recording: Recording, flow_name: str = "dt1") -> list[Window
 
     Use ``flow_name="dt4"`` for the dt=4 protocol (maps spanning four frame intervals).
     """
-    gt = recording.flow(flow_name)
-    starts = recording.index_at_time(gt.t_start_us)
-    stops = recording.index_at_time(gt.t_end_us)
+    t_start_us, t_end_us = recording.flow_intervals(flow_name)
+    starts = recording.index_at_time(t_start_us)
+    stops = recording.index_at_time(t_end_us)
     return [
         Window(int(a), int(b), int(t0), int(t1), gt_index=k)
-        for k, (a, b, t0, t1) in enumerate(zip(starts, stops, gt.t_start_us, gt.t_end_us, strict=True))
+        for k, (a, b, t0, t1) in enumerate(zip(starts, stops, t_start_us, t_end_us, strict=True))
     ]
