@@ -2,9 +2,11 @@
 
 from tinyflow.data.datamodule import EventDataModule, H5DirDataModule, SyntheticDataModule
 from tinyflow.data.dataset import SequenceCollate, WindowDataset, Windowing
+from tinyflow.data.real import DatasetDataModule
 from tinyflow.data.sampler import SequentialBatchSampler, WindowKey
 
 __all__ = [
+    "DatasetDataModule",
     "EventDataModule",
     "H5DirDataModule",
     "SequenceCollate",

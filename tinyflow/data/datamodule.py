@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing
 from tinyflow.data.sampler import SequentialBatchSampler
 from tinyflow.events.transforms import FlowAugmentation
+from tinyflow.io.recording import Recording
 from tinyflow.synth.config import SynthConfig
 from tinyflow.synth.dataset import ensure_synthetic_dataset
 
@@ -76,12 +77,12 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         self.val_set: WindowDataset | None = None
 
     @abc.abstractmethod
-    def train_paths(self) -> list[Path]:
-        """Recordings used for training."""
+    def train_paths(self) -> list[Path | Recording]:
+        """Recordings used for training (files, or recordings already open)."""
 
     @abc.abstractmethod
-    def val_paths(self) -> list[Path]:
-        """Recordings used for validation."""
+    def val_paths(self) -> list[Path | Recording]:
+        """Recordings used for validation (files, or recordings already open)."""
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:

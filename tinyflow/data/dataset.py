@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,22 +34,33 @@ class Windowing:
     Attributes:
         mode: ``count`` (``events_per_window`` events each), ``duration`` (``duration_us`` each)
             or ``gt`` (one window per map of GT flow set ``flow_name``, e.g. ``dt1`` or ``dt4``).
+        without_gt: in ``gt`` mode, the windows of a recording without that flow set: ``skip``
+            (none), ``count`` or ``duration``.
     """
 
     mode: str = "count"
     events_per_window: int = 1000
     duration_us: int = 10_000
     flow_name: str = "dt1"
+    without_gt: str = "skip"
 
     def windows(self, recording: Recording) -> list[Window]:
+        """The recording's windows; in ``gt`` mode a recording without flow set ``flow_name`` gets none
+        (``without_gt="skip"``) or ``count`` / ``duration`` windows (``without_gt="count"`` / ``"duration"``)."""
         if self.mode == "count":
             return windows_by_count(recording, self.events_per_window)
         if self.mode == "duration":
             return windows_by_duration(recording, self.duration_us)
         if self.mode == "gt":
-            if self.flow_name not in recording.flow_names:
+            if self.flow_name in recording.flow_names:
+                return windows_from_gt(recording, self.flow_name)
+            if self.without_gt == "skip":
                 return []
-            return windows_from_gt(recording, self.flow_name)
+            if self.without_gt in ("count", "duration"):
+                return replace(self, mode=self.without_gt).windows(recording)
+            raise ValueError(
+                f"unknown without_gt '{self.without_gt}'; expected 'skip', 'count' or 'duration'"
+            )
         raise ValueError(f"unknown windowing mode '{self.mode}'; expected 'count', 'duration' or 'gt'")
 
 
@@ -83,7 +94,7 @@ class WindowDataset(Dataset):
 
     def __init__(
         self,
-        paths: Sequence[str | Path],
+        paths: Sequence[str | Path | Recording],
         windowing: Windowing,
         encoding: str = "counts",
         num_bins: int = 2,
@@ -94,7 +105,7 @@ class WindowDataset(Dataset):
     ) -> None:
         if not paths:
             raise ValueError("WindowDataset needs at least one recording path, got none")
-        self.recordings = [open_recording(p) for p in paths]
+        self.recordings = [p if isinstance(p, Recording) else open_recording(p) for p in paths]
         self.windowing = windowing
         self.encoding = encoding
         self.num_bins = num_bins

@@ -29,11 +29,13 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
-from tinyflow.io.h5 import H5Recording, check_array, check_sensor_size, require_attr, require_key
+from tinyflow.io.h5 import H5Recording, check_array, check_sensor_size, open_hdf5, require_attr, require_key
+from tinyflow.io.lazy import ArrayLike, as_maps
 from tinyflow.io.recording import MsIndexBuilder
 
 FORMAT_VERSION = 1
 EVENT_CHUNK = 1 << 16  # events per HDF5 chunk: a 100k-event window touches 2-3 chunks
+MAP_BLOCK = 16  # GT maps / frames read from their source and written at once
 
 Compression = Literal["gzip", "lzf", "blosc", "zstd"] | None
 _EVENT_DTYPES = {"x": np.uint16, "y": np.uint16, "t": np.int64, "p": np.uint8}
@@ -141,14 +143,21 @@ class CanonicalWriter:
             raise ValueError(f"{self.path}: '{key}' is already written")
         return file.create_group(key)
 
-    def _write_maps(self, group: h5py.Group, name: str, maps: np.ndarray, dtype: type) -> None:
-        """One chunk per map, so a reader decompresses only the maps it asks for."""
-        group.create_dataset(
-            name, data=maps.astype(dtype, copy=False), chunks=(1, *maps.shape[1:]), **self._options
+    def _write_maps(self, group: h5py.Group, name: str, maps: ArrayLike, dtype: type) -> None:
+        """One chunk per map, so a reader decompresses only the maps it asks for.
+
+        ``maps`` may be any array-like with ``shape``, ``dtype`` and slicing along the first axis
+        (an HDF5 dataset, :class:`~tinyflow.events.groundtruth.LazyMaps`): it is read block by block.
+        """
+        dataset = group.create_dataset(
+            name, shape=maps.shape, dtype=dtype, chunks=(1, *maps.shape[1:]), **self._options
         )
+        for start in range(0, maps.shape[0], MAP_BLOCK):
+            stop = min(start + MAP_BLOCK, maps.shape[0])
+            dataset[start:stop] = np.asarray(maps[start:stop]).astype(dtype, copy=False)
 
     def _check_maps(
-        self, maps: np.ndarray, key: str, shape: tuple[int | str, ...], kinds: str, dims: dict
+        self, maps: ArrayLike, key: str, shape: tuple[int | str, ...], kinds: str, dims: dict
     ) -> None:
         check_array(maps, key, self._source, shape, kinds, dims)
         if maps.shape[0] == 0:
@@ -159,13 +168,13 @@ class CanonicalWriter:
         if not name or "/" in name:
             raise ValueError(f"{self.path}: flow name must be non-empty without '/', got {name!r}")
         key, (height, width), dims = f"flow/{name}", self.sensor_size, {}
-        maps, t_start, t_end = np.asarray(flow.flow), np.asarray(flow.t_start_us), np.asarray(flow.t_end_us)
+        maps, t_start, t_end = as_maps(flow.flow), np.asarray(flow.t_start_us), np.asarray(flow.t_end_us)
         self._check_maps(maps, f"{key}/flow", ("K", 2, height, width), "f", dims)
         check_array(t_start, f"{key}/t_start_us", self._source, ("K",), "iu", dims)
         check_array(t_end, f"{key}/t_end_us", self._source, ("K",), "iu", dims)
         if np.any(t_end < t_start):
             raise EventDataError(f"{self._source}: key '{key}/t_end_us' must be >= t_start_us for every map")
-        valid = None if flow.valid is None else np.asarray(flow.valid)
+        valid = None if flow.valid is None else as_maps(flow.valid)
         if valid is not None:
             check_array(valid, f"{key}/valid", self._source, ("K", height, width), "b", dims)
         group = self._new_group(key)
@@ -177,19 +186,17 @@ class CanonicalWriter:
 
     def set_depth(self, depth: DepthGT) -> None:
         """Store depth maps float32 [K, H, W] in metres (NaN = invalid) at ``t_us`` [K]."""
-        self._set_timed_maps(
-            "depth", "depth", np.asarray(depth.depth), np.asarray(depth.t_us), "f", np.float32
-        )
+        self._set_timed_maps("depth", "depth", as_maps(depth.depth), np.asarray(depth.t_us), "f", np.float32)
 
     def set_frames(self, frames: Frames) -> None:
         """Store intensity frames uint8 [K, H, W] at ``t_us`` [K]."""
-        images = np.asarray(frames.images)
+        images = as_maps(frames.images)
         if images.dtype != np.uint8:
             raise EventDataError(f"{self._source}: key 'images/images' must be uint8, got {images.dtype}")
         self._set_timed_maps("images", "images", images, np.asarray(frames.t_us), "u", np.uint8)
 
     def _set_timed_maps(
-        self, group_key: str, name: str, maps: np.ndarray, t_us: np.ndarray, kinds: str, dtype: type
+        self, group_key: str, name: str, maps: ArrayLike, t_us: np.ndarray, kinds: str, dtype: type
     ) -> None:
         dims: dict[str, int] = {}
         self._check_maps(maps, f"{group_key}/{name}", ("K", *self.sensor_size), kinds, dims)
@@ -300,7 +307,7 @@ class CanonicalRecording(H5Recording):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         src = str(self.path)
-        with h5py.File(self.path, "r") as file:
+        with open_hdf5(self.path) as file:
             self.sensor_size = check_sensor_size(require_attr(file, "sensor_size", src), "sensor_size", src)
             self.t0_us = int(require_attr(file, "t0_us", src))
             version = int(file.attrs.get("format_version", FORMAT_VERSION))

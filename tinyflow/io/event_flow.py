@@ -27,8 +27,16 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import FlowGT, Frames
-from tinyflow.io.h5 import H5Recording, check_array, check_sensor_size, require_attr, require_key
-from tinyflow.io.recording import MsIndexBuilder
+from tinyflow.io.h5 import (
+    H5Recording,
+    check_array,
+    check_sensor_size,
+    open_hdf5,
+    polarity_to_uint8,
+    require_attr,
+    require_key,
+)
+from tinyflow.io.recording import ms_index_in_chunks, seconds_to_us
 
 _FLOW_GROUP = re.compile(r"flow_dt(\d+)")
 
@@ -41,11 +49,6 @@ class _FlowMapRef:
     channels_last: bool  # stored [H, W, 2] instead of [2, H, W]
     t_start_us: int
     t_end_us: int
-
-
-def seconds_to_us(seconds: np.ndarray | float, t0_s: float) -> np.ndarray:
-    """Absolute float seconds -> int64 µs since ``t0_s``, rounded to the nearest µs."""
-    return np.rint((np.asarray(seconds, np.float64) - t0_s) * 1e6).astype(np.int64)
 
 
 class EventFlowRecording(H5Recording):
@@ -62,7 +65,7 @@ class EventFlowRecording(H5Recording):
     def __init__(self, path: str | Path, sensor_size: tuple[int, int] | None = None) -> None:
         super().__init__(path)
         src = str(self.path)
-        with h5py.File(self.path, "r") as file:
+        with open_hdf5(self.path) as file:
             dims: dict[str, int] = {}
             for key, kinds in (("xs", "iu"), ("ys", "iu"), ("ts", "f"), ("ps", "iub")):
                 check_array(
@@ -155,25 +158,13 @@ class EventFlowRecording(H5Recording):
             )
         return dataset.shape != (2, height, width)
 
-    def _polarity(self, raw: np.ndarray) -> np.ndarray:
-        """Stored polarity (bool, {0, 1} or {-1, 1}) -> uint8 0 = OFF, 1 = ON."""
-        if raw.dtype == np.bool_:
-            return raw.astype(np.uint8)
-        values = raw.astype(np.int64)
-        bad = (values != 0) & (values != 1) & (values != -1)
-        if np.any(bad):
-            raise EventDataError(
-                f"{self.path}: key 'events/ps' must hold polarities 0/1 or -1/+1, got {int(values[bad][0])}"
-            )
-        return (values == 1).astype(np.uint8)
-
     def _read_events(self, start: int, stop: int) -> Events:
         events = self._file["events"]
         return Events(
             events["xs"][start:stop],
             events["ys"][start:stop],
             self._read_t_us(start, stop),
-            self._polarity(events["ps"][start:stop]),
+            polarity_to_uint8(events["ps"][start:stop], "events/ps", str(self.path)),
         )
 
     def _read_t_us(self, start: int, stop: int) -> np.ndarray:
@@ -182,10 +173,9 @@ class EventFlowRecording(H5Recording):
     def ms_to_idx(self) -> np.ndarray:
         """Built on first use by one chunked pass over ``events/ts`` (checks time order), then cached."""
         if self._ms_table is None:
-            builder = MsIndexBuilder(str(self.path), "events/ts")
-            for start in range(0, self._num_events, self.ms_index_chunk):
-                builder.add(self._read_t_us(start, min(start + self.ms_index_chunk, self._num_events)))
-            self._ms_table = builder.finish()
+            self._ms_table = ms_index_in_chunks(
+                self._read_t_us, self._num_events, str(self.path), "events/ts", self.ms_index_chunk
+            )
         return self._ms_table
 
     @property

@@ -24,6 +24,16 @@ def check_hdf5_file(path: Path) -> Path:
     return path
 
 
+def open_hdf5(path: Path) -> h5py.File:
+    """``path`` opened read-only; an error naming it when HDF5 cannot read it (e.g. a truncated file)."""
+    try:
+        return h5py.File(check_hdf5_file(Path(path)), "r")
+    except OSError as error:
+        raise EventDataError(
+            f"{path}: HDF5 cannot read it ({error}); a truncated or corrupted file?"
+        ) from error
+
+
 def require_key(group: h5py.Group, key: str, source: str) -> h5py.Dataset | h5py.Group:
     """``group[key]``, or an error naming the missing key and the keys found beside it."""
     if key in group:
@@ -82,6 +92,16 @@ def check_array(
         words = " or ".join(_KIND_WORDS[k] for k in kinds)
         raise EventDataError(f"{source}: key '{key}' must have a {words} dtype, got {array.dtype}")
     return array
+
+
+def polarity_to_uint8(raw: np.ndarray, key: str, source: str) -> np.ndarray:
+    """Stored polarity (bool, {0, 1} or {-1, +1}, integer or float) -> uint8 0 = OFF, 1 = ON."""
+    if raw.dtype == np.bool_:
+        return raw.astype(np.uint8)
+    bad = (raw != 0) & (raw != 1) & (raw != -1)
+    if np.any(bad):
+        raise EventDataError(f"{source}: key '{key}' must hold polarities 0/1 or -1/+1, got {raw[bad][0]}")
+    return (raw == 1).astype(np.uint8)
 
 
 def check_sensor_size(value: object, key: str, source: str) -> tuple[int, int]:

@@ -7,6 +7,7 @@ its ground truth, without loading the recording whole into memory.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,10 @@ class Recording(abc.ABC):
     def frames(self) -> Frames | None:
         return None
 
+    def calib(self) -> dict[str, object]:
+        """Calibration arrays (intrinsics, distortion, rectification maps, ...); empty if none."""
+        return {}
+
     @property
     def t_end_us(self) -> int:
         """Timestamp of the last event (µs), 0 for an empty recording."""
@@ -127,6 +132,11 @@ class Recording(abc.ABC):
         self.close()
 
 
+def seconds_to_us(seconds: np.ndarray | float, t0_s: float) -> np.ndarray:
+    """Absolute float seconds -> int64 µs since ``t0_s``, rounded to the nearest µs."""
+    return np.rint((np.asarray(seconds, np.float64) - t0_s) * 1e6).astype(np.int64)
+
+
 def ms_to_idx_from_t(t_us: np.ndarray, duration_ms: int | None = None) -> np.ndarray:
     """Build the millisecond index for sorted timestamps: entry k = first index with t >= k ms."""
     last_ms = int(t_us[-1] // 1000) + 1 if len(t_us) else 0
@@ -177,3 +187,13 @@ class MsIndexBuilder:
     def finish(self) -> np.ndarray:
         """The index, uint64 [last_ms + 2], equal to ``ms_to_idx_from_t`` of all chunks together."""
         return np.concatenate([*self._parts, [self._num_events]]).astype(np.uint64)
+
+
+def ms_index_in_chunks(
+    read_t_us: Callable[[int, int], np.ndarray], num_events: int, source: str, key: str, chunk: int
+) -> np.ndarray:
+    """``ms_to_idx`` of a file's timestamps, read ``chunk`` events at a time (checks time order)."""
+    builder = MsIndexBuilder(source, key)
+    for start in range(0, num_events, chunk):
+        builder.add(read_t_us(start, min(start + chunk, num_events)))
+    return builder.finish()

@@ -1,0 +1,165 @@
+"""A recording seen through an evaluation protocol: a time range, a centre crop, a valid region of its GT."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyflow.events.core import EventDataError, Events
+from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
+from tinyflow.io.recording import Recording
+
+
+def centre_crop(sensor_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the centred ``size`` crop (EV-FlowNet: offsets rounded down)."""
+    (full_h, full_w), (height, width) = sensor_size, size
+    if not (0 < height <= full_h and 0 < width <= full_w):
+        raise ValueError(
+            f"crop (height, width)={tuple(size)} does not fit in sensor_size {tuple(sensor_size)}"
+        )
+    return (full_h - height) // 2, (full_w - width) // 2, height, width
+
+
+class RecordingView(Recording):
+    """A time slice and centre crop of a recording; ground truth is sliced, cropped and masked to match.
+
+    Times are re-based to the start of the slice (``t0_us`` moves with it); event indices count from
+    the first event of the slice. Cropped-out events are dropped from each read, so a window of N
+    indices holds at most N events.
+
+    Args:
+        base: the recording.
+        time_range_us: ``(begin, end)`` µs since ``base.t0_us``, rounded to whole milliseconds
+            (down, up); GT maps must lie inside it. None: the whole recording.
+        crop: ``(height, width)`` of a centre crop, or None.
+        valid_rows: ``(first, stop)`` rows (after the crop) where GT is valid, e.g. to exclude a car hood.
+    """
+
+    def __init__(
+        self,
+        base: Recording,
+        time_range_us: tuple[int, int] | None = None,
+        crop: tuple[int, int] | None = None,
+        valid_rows: tuple[int, int] | None = None,
+    ) -> None:
+        self.base, self.path = base, base.path
+        end_of_base = base.t_end_us + 1
+        begin, end = (0, end_of_base) if time_range_us is None else time_range_us
+        begin, end = int(begin) // 1000 * 1000, -(-int(end) // 1000) * 1000
+        if not 0 <= begin < min(end, end_of_base):
+            raise EventDataError(
+                f"{base.path}: time range [{begin}, {end}) µs since t0 does not overlap the recording "
+                f"[0, {end_of_base}) µs"
+            )
+        self._begin_us, self._end_us = begin, end
+        self._start, self._stop = (int(i) for i in base.index_at_time(np.array([begin, end])))
+        self.t0_us = base.t0_us + begin
+        self._box = (0, 0, *base.sensor_size) if crop is None else centre_crop(base.sensor_size, crop)
+        self.sensor_size = self._box[2:]
+        self._valid_rows = valid_rows
+        self._maps = {name: self._maps_inside(name) for name in base.flow_names}
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    def _maps_inside(self, name: str) -> np.ndarray:
+        t_start, t_end = self.base.flow_intervals(name)
+        return np.flatnonzero((t_start >= self._begin_us) & (t_end <= self._end_us))
+
+    @property
+    def num_events(self) -> int:
+        return self._stop - self._start
+
+    def _crop_events(self, events: Events) -> Events:
+        top, left, height, width = self._box
+        if (height, width) == self.base.sensor_size:
+            return events
+        x, y = events.x.astype(np.int64) - left, events.y.astype(np.int64) - top
+        keep = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        return Events(x[keep].astype(np.uint16), y[keep].astype(np.uint16), events.t_us[keep], events.p[keep])
+
+    def events(self, start: int, stop: int) -> Events:
+        if not 0 <= start <= stop <= self.num_events:
+            raise IndexError(f"{self.path}: event range [{start}, {stop}) is outside [0, {self.num_events})")
+        events = self.base.events(self._start + start, self._start + stop)
+        shifted = Events(events.x, events.y, events.t_us - self._begin_us, events.p)
+        return self._crop_events(shifted)
+
+    def _read_t_us(self, start: int, stop: int) -> np.ndarray:
+        return self.base._read_t_us(self._start + start, self._start + stop) - self._begin_us
+
+    def ms_to_idx(self) -> np.ndarray:
+        table = self.base.ms_to_idx().astype(np.int64)
+        first_ms = self._begin_us // 1000
+        num_ms = (self.t_end_us // 1000 + 2) if self.num_events else 1
+        ticks = np.arange(first_ms, first_ms + num_ms)
+        indices = np.where(ticks < len(table), table[np.minimum(ticks, len(table) - 1)], self.base.num_events)
+        return (np.clip(indices, self._start, self._stop) - self._start).astype(np.uint64)
+
+    @property
+    def flow_names(self) -> list[str]:
+        return self.base.flow_names
+
+    def _base_index(self, name: str) -> np.ndarray:
+        if name not in self._maps:
+            raise KeyError(f"{self.path}: no ground-truth flow '{name}' (available: {self.flow_names})")
+        return self._maps[name]
+
+    def flow_intervals(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        inside = self._base_index(name)
+        t_start, t_end = self.base.flow_intervals(name)
+        return t_start[inside] - self._begin_us, t_end[inside] - self._begin_us
+
+    def _crop_map(self, maps: np.ndarray) -> np.ndarray:
+        top, left, height, width = self._box
+        return maps[..., top : top + height, left : left + width]
+
+    def flow_map(self, name: str, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        inside = self._base_index(name)
+        if not 0 <= k < len(inside):
+            raise IndexError(
+                f"{self.path}: flow '{name}' has {len(inside)} maps in the view, asked for map {k}"
+            )
+        flow, valid = self.base.flow_map(name, int(inside[k]))
+        flow, valid = self._crop_map(flow), None if valid is None else self._crop_map(valid)
+        if self._valid_rows is None:
+            return flow, valid
+        rows = np.zeros(self.sensor_size, bool)
+        rows[slice(*self._valid_rows)] = True
+        return flow, rows if valid is None else valid & rows
+
+    def flow(self, name: str) -> FlowGT:
+        maps = [self.flow_map(name, k) for k in range(len(self._base_index(name)))]
+        height, width = self.sensor_size
+        flow = np.array([m for m, _ in maps], np.float32).reshape(len(maps), 2, height, width)
+        has_valid = any(v is not None for _, v in maps)
+        valid = (
+            np.array([np.ones((height, width), bool) if v is None else v for _, v in maps])
+            if has_valid
+            else None
+        )
+        return FlowGT(flow, *self.flow_intervals(name), valid)
+
+    def _time_slice(self, t_us: np.ndarray) -> np.ndarray:
+        return np.flatnonzero((t_us >= self._begin_us) & (t_us < self._end_us))
+
+    def depth(self) -> DepthGT | None:
+        depth = self.base.depth()
+        if depth is None:
+            return None
+        keep = self._time_slice(np.asarray(depth.t_us))
+        return DepthGT(
+            self._crop_map(np.asarray(depth.depth)[keep]), np.asarray(depth.t_us)[keep] - self._begin_us
+        )
+
+    def frames(self) -> Frames | None:
+        frames = self.base.frames()
+        if frames is None:
+            return None
+        keep = self._time_slice(np.asarray(frames.t_us))
+        return Frames(
+            self._crop_map(np.asarray(frames.images)[keep]), np.asarray(frames.t_us)[keep] - self._begin_us
+        )
+
+    def close(self) -> None:
+        self.base.close()
