@@ -66,7 +66,7 @@ def test_other_groups(compose_config, group: str, monkeypatch, tmp_path) -> None
             continue
         module = build_module(cfg)
         assert isinstance(build_trainer(cfg), L.Trainer)
-        assert callable(module.loss_factory) and isinstance(module.network, nn.Module)
+        assert callable(module.loss_for((8, 8)).compute) and isinstance(module.network, nn.Module)
         assert isinstance(module.configure_optimizers(), torch.optim.Optimizer)
 
 

@@ -1,5 +1,5 @@
 """Contrast maximisation: warps, splatting into images of warped events, focus objectives, smoothness."""
 
-from tinyflow.cmax.losses import CMaxLinearLoss, WarpedEventImages
+from tinyflow.cmax.losses import CMaxIterativeLoss, CMaxLinearLoss, CMaxLoss, WarpedEventImages
 
-__all__ = ["CMaxLinearLoss", "WarpedEventImages"]
+__all__ = ["CMaxIterativeLoss", "CMaxLinearLoss", "CMaxLoss", "WarpedEventImages"]

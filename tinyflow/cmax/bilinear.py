@@ -1,0 +1,67 @@
+"""The four-neighbour bilinear kernel shared by flow sampling (gather) and splatting (scatter).
+
+A point at sub-pixel (x, y) = (column, row) touches the pixels (floor(x) + i, floor(y) + j), i, j in {0, 1},
+with the shares ``(1 - |x - column|) * (1 - |y - row|)``. Splatting drops neighbours outside the image
+(zero padding); sampling first clamps the point into the image (border padding), so a point outside reads
+the flow of the nearest border pixel. The floor is taken on detached coordinates, so autograd
+differentiates the shares only: the derivative at integer coordinates is the one-sided one from the right.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def bilinear_corners(points: Tensor, sensor_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """The four neighbour pixels of each point and their shares.
+
+    Args:
+        points: [B, n, 2] (x, y) sub-pixel positions.
+        sensor_size: (height, width) of the image.
+    Returns:
+        ``flat_index`` [B, 4, n] long (``row * width + column``, 0 for a neighbour outside the image) and
+        ``share`` [B, 4, n] (0 for a neighbour outside the image), neighbours ordered (left, top),
+        (right, top), (left, bottom), (right, bottom).
+    """
+    height, width = sensor_size
+    x, y = points.unbind(-1)
+    left, top = torch.floor(x.detach()), torch.floor(y.detach())
+    right_share, bottom_share = x - left, y - top
+    left_share, top_share = 1 - right_share, 1 - bottom_share
+    share = torch.stack(
+        (
+            left_share * top_share,
+            right_share * top_share,
+            left_share * bottom_share,
+            right_share * bottom_share,
+        ),
+        dim=1,
+    )
+    in_left, in_right = (left >= 0) & (left <= width - 1), (left >= -1) & (left <= width - 2)
+    in_top, in_bottom = (top >= 0) & (top <= height - 1), (top >= -1) & (top <= height - 2)
+    inside = torch.stack(
+        (in_top & in_left, in_top & in_right, in_bottom & in_left, in_bottom & in_right), dim=1
+    )
+    offsets = points.new_tensor([0, 1, width, width + 1]).view(1, 4, 1)
+    flat_index = torch.where(inside, (top * width + left).unsqueeze(1) + offsets, 0).long()
+    return flat_index, torch.where(inside, share, 0)
+
+
+def sample_bilinear(flow: Tensor, points: Tensor) -> Tensor:
+    """Flow read at sub-pixel points by bilinear interpolation; points outside read the nearest border.
+
+    Args:
+        flow: [B, 2, H, W] (x, y) flow map.
+        points: [B, n, 2] (x, y) positions in pixels.
+    Returns:
+        [B, n, 2] (x, y) flow at the points; differentiable w.r.t. ``flow`` and ``points`` (the derivative
+        w.r.t. a coordinate outside [0, size - 1] is 0).
+    """
+    batch, channels, height, width = flow.shape
+    x, y = points.unbind(-1)
+    clamped = torch.stack((x.clamp(0, width - 1), y.clamp(0, height - 1)), dim=-1)
+    flat_index, share = bilinear_corners(clamped, (height, width))
+    index = flat_index.flatten(1).unsqueeze(1).expand(batch, channels, -1)
+    values = flow.flatten(2).gather(2, index).view(batch, channels, *share.shape[1:])
+    return (values * share.unsqueeze(1)).sum(dim=2).transpose(1, 2)
