@@ -1,7 +1,8 @@
-"""Rich tables of validation metrics."""
+"""Rich tables: validation metrics per recording, and the summary of a run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -36,3 +37,18 @@ def metrics_table(results: dict[str, Any], title: str) -> Table:
 
 def print_metrics(results: dict[str, Any], title: str) -> None:
     Console().print(metrics_table(results, title))
+
+
+def summary_table(items: Mapping[str, object], title: str) -> Table:
+    """Two columns: what, and its value (``None`` values are left out)."""
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in items.items():
+        if value is not None:
+            table.add_row(key, str(value))
+    return table
+
+
+def print_summary(items: Mapping[str, object], title: str) -> None:
+    Console().print(summary_table(items, title))

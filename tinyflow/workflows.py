@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from tinyflow.config import register_resolvers
 from tinyflow.lit.flow import FlowLightningModule, mean_over_recordings
 from tinyflow.models.stateful import StatefulNetwork
-from tinyflow.report import print_metrics
-from tinyflow.runs import Run, find_run, new_run_id
+from tinyflow.report import print_metrics, print_summary
+from tinyflow.runs import (
+    ARTIFACT_VERSION,
+    Run,
+    Trackers,
+    find_run,
+    inherited_run_id,
+    new_run_id,
+    shared_run_id,
+)
+from tinyflow.tracking import describe_loggers, finish_trackers, publish_run, record_run_start
 
 VALIDATE_OVERRIDABLE_GROUPS = ("data", "trainer")
+# validate.py runs in one process whatever the run's trainer was (validation is not sharded).
+SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
 
 def build_module(cfg: DictConfig) -> FlowLightningModule:
@@ -29,15 +44,20 @@ def build_module(cfg: DictConfig) -> FlowLightningModule:
     )
 
 
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The config's callbacks (a named dict of ``_target_`` configs; null entries are left out)."""
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """A Trainer with the config's callbacks and loggers (named dicts of ``_target_`` configs)."""
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
 
 
 def _start_run(cfg: DictConfig) -> tuple[DictConfig, Run, str | None]:
-    """Assign the run id (fresh, or the one being resumed) and save the resolved config."""
+    """Assign the run id (fresh, the one being resumed, or the launching rank's) and save the resolved
+    config (rank 0 only)."""
     resume_id = cfg.get("resume")
     if resume_id:
         run = find_run(resume_id, cfg.paths.runs_dir)
@@ -45,46 +65,76 @@ def _start_run(cfg: DictConfig) -> tuple[DictConfig, Run, str | None]:
         checkpoint = run.checkpoint("last")
         return saved, run, str(checkpoint)
     with open_dict(cfg):
-        cfg.run_id = cfg.get("run_id") or new_run_id()
+        cfg.run_id = cfg.get("run_id") or inherited_run_id() or new_run_id()
     run = Run(cfg.run_id, Path(cfg.paths.run_dir))
-    run.save_config(cfg)
-    return OmegaConf.load(run.config_path), run, None
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    if rank_zero_only.rank == 0:
+        run.save_config(resolved)
+    return resolved, run, None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train, save the last checkpoint, validate it and print the table.
+    """Train, save the last checkpoint, validate it, publish it to the trackers and print the tables.
+
+    Under DDP every rank runs this; the ranks that Lightning launches join the same run id, and only
+    rank 0 writes the config, checkpoints and artifacts, and prints.
 
     Returns:
         The validation results (see :func:`validate`) with the ``run_id`` added.
     """
+    register_resolvers()
     cfg, run, checkpoint = _start_run(cfg)
-    print(f"run id: {run.run_id}\nrun dir: {run.run_dir.resolve()}")
+    rank_zero_only(print)(f"run id: {run.run_id}\nrun dir: {run.run_dir.resolve()}")
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
     datamodule = instantiate(cfg.data)
     module = build_module(cfg)
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-    trainer.save_checkpoint(run.checkpoint_dir / "last.ckpt")
-    trainer.validate(module, datamodule=datamodule, verbose=False)
+    if rank_zero_only.rank == 0:
+        record_run_start(trainer.loggers, OmegaConf.to_container(cfg), run.run_id, run.run_dir)
+    start = time.perf_counter()
+    with shared_run_id(run.run_id):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        trainer.save_checkpoint(run.checkpoint_dir / "last.ckpt")
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     results = _results(module)
-    print_metrics(results, title=f"validation of run {run.run_id} (last checkpoint)")
+    if trainer.is_global_zero:
+        publish_run(trainer.loggers, run.config_path, run.checkpoint_dir)
+        print_metrics(results, title=f"validation of run {run.run_id} (last checkpoint)")
+        print_summary(_run_summary(run, trainer, time.perf_counter() - start), title=f"run {run.run_id}")
+        finish_trackers(trainer.loggers)
     return {"run_id": run.run_id, **results}
 
 
 def validate(cfg: DictConfig) -> dict[str, Any]:
-    """Validate a run's checkpoint with its own config, with the user's overrides of data/trainer applied."""
-    run = find_run(str(cfg.runid), cfg.paths.runs_dir)
+    """Validate a run's checkpoint with its own config, with the user's overrides of data/trainer applied.
+
+    ``runid`` is a local run id, a W&B run id or an MLflow run id or name (see
+    :func:`tinyflow.runs.find_run`); ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B
+    artifact version ``v<N>`` or a file. Validation runs in one process.
+    """
+    register_resolvers()
+    which = str(cfg.checkpoint)
+    trackers = Trackers(**OmegaConf.to_container(cfg.trackers, resolve=True)) if cfg.get("trackers") else None
+    version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
+    run = find_run(str(cfg.runid), cfg.paths.runs_dir, trackers, version)
     run_cfg = run.config()
     with open_dict(run_cfg):
         for group in VALIDATE_OVERRIDABLE_GROUPS:
             if cfg.get(group) is not None:
                 run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
-    checkpoint = run.checkpoint(str(cfg.checkpoint))
+    checkpoint = run.checkpoint(which)
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
     datamodule = instantiate(run_cfg.data)
     module = build_module(run_cfg)
-    trainer = instantiate(run_cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    trainer = instantiate(
+        run_cfg.trainer,
+        logger=False,
+        callbacks=build_callbacks(cfg),
+        enable_checkpointing=False,
+        **SINGLE_PROCESS,
+    )
+    start = time.perf_counter()
     trainer.validate(
         module, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=False, verbose=False
     )
@@ -92,11 +142,41 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     print_metrics(results, title=f"validation of run {run.run_id} ({Path(checkpoint).name})")
     if cfg.get("output"):
         Path(cfg.output).write_text(json.dumps(results, indent=2))
-        print(f"metrics written to {cfg.output}")
+    summary = {"run dir": run.run_dir.resolve(), "checkpoint": checkpoint, "metrics file": cfg.get("output")}
+    summary.update(_rerun_files(trainer))
+    summary["wall time"] = f"{time.perf_counter() - start:.1f} s"
+    print_summary(summary, title=f"validation of run {run.run_id}")
     return results
+
+
+def sweep_objective(results: dict[str, Any]) -> float:
+    """What a hyperparameter search minimises: the mean validation AEE, or the RSAT where there is no GT."""
+    mean = results["mean"]
+    aee = mean.get("aee", math.nan)
+    return float(aee if math.isfinite(aee) else mean.get("rsat", math.nan))
 
 
 def _results(module: FlowLightningModule) -> dict[str, Any]:
     """``{"recordings": {name: {metric: value}}, "mean": {metric: value}}`` of the last validation."""
     recordings = module.validation_results
     return {"recordings": recordings, "mean": mean_over_recordings(recordings)}
+
+
+def _run_summary(run: Run, trainer: L.Trainer, seconds: float) -> dict[str, object]:
+    """What the end-of-training table shows: where everything is, how long it took."""
+    summary: dict[str, object] = {
+        "run dir": run.run_dir.resolve(),
+        "checkpoint": run.checkpoint_dir / "last.ckpt",
+        "steps": trainer.global_step,
+        "processes": trainer.world_size,
+        "wall time": f"{seconds:.1f} s",
+    }
+    summary.update(describe_loggers(trainer.loggers))
+    summary.update(_rerun_files(trainer))
+    return summary
+
+
+def _rerun_files(trainer: L.Trainer) -> dict[str, object]:
+    """The .rrd files written by Rerun callbacks (save mode)."""
+    files = [f for c in trainer.callbacks for f in getattr(c, "saved_files", [])]
+    return {"rerun recordings": ", ".join(str(f) for f in files)} if files else {}

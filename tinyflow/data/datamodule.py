@@ -108,8 +108,12 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
             )
 
     def _loader(self, dataset: WindowDataset, batch_size: int, seq_len: int, shuffle: bool) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        world = self.trainer.world_size if self.trainer is not None else 1
+        """Training shares the recordings between the ranks of a distributed run (the trainer's
+        ``use_distributed_sampler`` must be off); validation is not shared: every rank validates every
+        recording, so each holds the full results and nothing needs reducing."""
+        distributed = shuffle and self.trainer is not None
+        rank = self.trainer.global_rank if distributed else 0
+        world = self.trainer.world_size if distributed else 1
         sampler = SequentialBatchSampler(
             dataset.window_counts, batch_size, seq_len, shuffle, self.seed, rank=rank, world_size=world
         )

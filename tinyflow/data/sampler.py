@@ -52,7 +52,9 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
             than streams, the recordings are visited several times per epoch). Otherwise a deterministic full pass: every window exactly once, idle
             streams padded with inactive keys until all streams are done.
         seed: base seed; the plan of epoch e is a pure function of (seed, e).
-        rank, world_size: for distributed training, each rank walks a disjoint share of recordings.
+        rank, world_size: for distributed training, each rank walks a disjoint share of recordings; in
+            training every rank gets as many batches as the rank with the fewest (DDP synchronises every
+            optimiser step), so each rank needs at least one recording.
     """
 
     def __init__(
@@ -67,6 +69,14 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
     ) -> None:
         if batch_size < 1 or seq_len < 1:
             raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size} and {seq_len}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} of world_size {world_size}: expected 0 <= rank < world_size")
+        recordings = sum(int(c) > 0 for c in window_counts)
+        if shuffle and world_size > 1 and recordings < world_size:
+            raise ValueError(
+                f"{recordings} recordings with windows cannot be shared by {world_size} ranks: "
+                "each rank needs at least one"
+            )
         self.window_counts = [int(c) for c in window_counts]
         self.batch_size = batch_size
         self.seq_len = seq_len
@@ -80,8 +90,8 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _recording_queue(self, rng: np.random.Generator) -> list[int]:
-        """This rank's recordings in visiting order; in training, repeated until every stream gets one."""
+    def _recording_queue(self, rng: np.random.Generator, rank: int) -> list[int]:
+        """A rank's recordings in visiting order; in training, repeated until every stream gets one."""
         queue: list[int] = []
         while True:
             order = (
@@ -89,7 +99,7 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
                 if self.shuffle
                 else np.arange(len(self.window_counts))
             )
-            mine = [int(r) for r in order[self.rank :: self.world_size] if self.window_counts[r] > 0]
+            mine = [int(r) for r in order[rank :: self.world_size] if self.window_counts[r] > 0]
             queue += mine
             if not self.shuffle or not mine or len(queue) >= self.batch_size:
                 return queue
@@ -97,8 +107,15 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
     def _plan(self) -> list[list[WindowKey]]:
         if self._plan_cache is not None and self._plan_cache[0] == self.epoch:
             return self._plan_cache[1]
+        batches = self._rank_plan(self.rank)
+        if self.shuffle and self.world_size > 1:  # the plans of all ranks are pure functions of the seed
+            batches = batches[: min(len(self._rank_plan(r)) for r in range(self.world_size))]
+        self._plan_cache = (self.epoch, batches)
+        return batches
+
+    def _rank_plan(self, rank: int) -> list[list[WindowKey]]:
         rng = np.random.default_rng((self.seed, self.epoch))
-        queue = self._recording_queue(rng)
+        queue = self._recording_queue(rng, rank)
         episode_base = self.epoch * EPISODES_PER_EPOCH
         next_episode = 0
         # Per stream: [recording, next window, last window + 1, episode] or None when idle.
@@ -127,7 +144,6 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
                     stream = streams[b]
                     if stream is None:
                         if self.shuffle:
-                            self._plan_cache = (self.epoch, batches)
                             return batches
                         batch.append(PADDING)
                         continue
@@ -137,7 +153,6 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
             if all(not key.active for key in batch):
                 break
             batches.append(batch)
-        self._plan_cache = (self.epoch, batches)
         return batches
 
     def __iter__(self) -> Iterator[list[WindowKey]]:

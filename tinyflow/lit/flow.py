@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -31,6 +32,28 @@ from tinyflow.metrics.flow import (
 METRIC_KEYS = ("aee", "outliers", "aee_zero", "aae", "fwl", "rsat")
 
 
+@dataclass(frozen=True)
+class ObservedWindow:
+    """What :class:`FlowLightningModule` hands to its window observers (visualisers), without copies.
+
+    Attributes:
+        stage: ``"train"`` (once per optimiser step) or ``"val"`` (every validation window).
+        batch: time-major ``[T, B, ...]`` batch entries of the windows behind ``output`` (training: the
+            accumulation window; validation: T = 1).
+        output: the network's output for the last of those windows: ``flow`` [B, 2, H, W] (pixels per
+            window) and ``activity`` (layer name -> [B, C, H, W]); it may still carry its autograd graph.
+        loss: the training loss of the accumulation window (detached); None in validation.
+        iwe: training only: returns the loss's images of warped events of the accumulation window
+            (``WarpedEventImages``); valid only during the observer call.
+    """
+
+    stage: str
+    batch: dict[str, Tensor]
+    output: dict[str, Any]
+    loss: Tensor | None = None
+    iwe: Callable[[], Any] | None = None
+
+
 class FlowLightningModule(L.LightningModule):
     """Trains a (spiking) flow network with a contrast-maximisation loss.
 
@@ -41,6 +64,9 @@ class FlowLightningModule(L.LightningModule):
         loss: factory ``loss(sensor_size=(H, W))`` of a CMax loss with ``accumulate/compute/reset``.
         optimizer: factory ``optimizer(params)`` (a ``_partial_`` Hydra config).
         gradient_clip_val: max gradient norm, or None.
+
+    Visualisers append a callable taking an :class:`ObservedWindow` to ``window_observers``; with none
+    attached, nothing is recorded.
     """
 
     def __init__(
@@ -61,6 +87,7 @@ class FlowLightningModule(L.LightningModule):
         self.flow_errors = FlowErrorMetrics()
         self._focus: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.validation_results: dict[str, dict[str, float]] = {}
+        self.window_observers: list[Callable[[ObservedWindow], None]] = []
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.network.parameters())
@@ -93,6 +120,8 @@ class FlowLightningModule(L.LightningModule):
         self.network.detach_state()
         self.network.reset_state(batch["end_of_recording"][-1])
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=inputs.shape[1])
+        if self.window_observers:
+            self._notify(ObservedWindow("train", batch, out, loss.detach(), loss_fn.iwe))
         return loss.detach()
 
     # Validation: one window per step, state kept across windows and reset at recording ends.
@@ -125,7 +154,15 @@ class FlowLightningModule(L.LightningModule):
                 self.flow_errors.update(
                     pred, window["flow_gt"][has_gt], event_mask, window["gt_valid"][has_gt], gt_names
                 )
+        if self.window_observers:
+            self._notify(
+                ObservedWindow("val", {key: value.unsqueeze(0) for key, value in window.items()}, out)
+            )
         self.network.reset_state(window["end_of_recording"])
+
+    def _notify(self, window: ObservedWindow) -> None:
+        for observe in self.window_observers:
+            observe(window)
 
     def _update_focus(
         self, window: dict[str, Tensor], flow: Tensor, active: Tensor, recordings: list[str]

@@ -1,0 +1,86 @@
+"""Images of flow and warped events for the experiment trackers (W&B, MLflow)."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
+
+from tinyflow.callbacks.windows import WindowImages, WindowRenderer
+from tinyflow.lit.flow import FlowLightningModule, ObservedWindow
+from tinyflow.viz.colors import events_to_rgb, flow_to_rgb, scalar_to_rgb
+
+IMAGE_LOGGERS = (WandbLogger, MLFlowLogger)
+
+
+class LoggerMediaCallback(L.Callback):
+    """Logs images to the W&B and MLflow loggers of the trainer; idle (observes nothing) without them.
+
+    Training, every ``train_every_n_steps`` optimiser steps: ``train/events``, ``train/flow`` and
+    ``train/iwe`` (before warping, at the first and at the last reference time). Validation, one window
+    per pass (the middle one): ``val/events``, ``val/flow``, and ``val/flow_gt``, ``val/flow_error`` when
+    it has GT. Flow uses the Middlebury colour wheel; events are ON blue, OFF red.
+
+    Args:
+        train_every_n_steps: interval of the training images, in optimiser steps.
+        stream: which parallel stream of the batch is shown.
+    """
+
+    def __init__(self, train_every_n_steps: int = 100, stream: int = 0) -> None:
+        if train_every_n_steps < 1:
+            raise ValueError(f"train_every_n_steps: expected an interval >= 1; got {train_every_n_steps}")
+        self.train_every_n_steps = train_every_n_steps
+        self.stream = stream
+        self._loggers: list[Logger] = []
+        self._trainer: L.Trainer | None = None
+        self._renderer: WindowRenderer | None = None
+        self._val_window = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._loggers = [lg for lg in trainer.loggers if isinstance(lg, IMAGE_LOGGERS)]
+        if not self._loggers or not trainer.is_global_zero or not isinstance(pl_module, FlowLightningModule):
+            return
+        self._trainer = trainer
+        self._renderer = WindowRenderer(pl_module.loss_factory, self.stream)
+        pl_module.window_observers.append(self._observe)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if isinstance(pl_module, FlowLightningModule) and self._observe in pl_module.window_observers:
+            pl_module.window_observers.remove(self._observe)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_window = 0
+
+    def _observe(self, window: ObservedWindow) -> None:
+        step = self._trainer.global_step
+        if window.stage == "val":
+            index, self._val_window = self._val_window, self._val_window + 1
+            if index != sum(self._trainer.num_val_batches) // 2:
+                return
+        elif (step - 1) % self.train_every_n_steps:
+            return
+        images = self._renderer.render(window)
+        if images is not None:
+            for key, image in media(window.stage, images).items():
+                self._log_image(key, image, step)
+
+    def _log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        for logger in self._loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key=key, images=[image], step=step)
+            else:
+                logger.experiment.log_image(logger.run_id, image, key=key.replace("/", "_"), step=step)
+
+
+def media(stage: str, images: WindowImages) -> dict[str, np.ndarray]:
+    """Named uint8 RGB images of a window: events, flow (and GT, error), images of warped events."""
+    scale = images.flow_scale
+    out = {f"{stage}/events": events_to_rgb(images.events)}
+    if images.flow_gt is not None:
+        out[f"{stage}/flow_gt"] = flow_to_rgb(images.flow_gt, scale)
+        out[f"{stage}/flow_error"] = scalar_to_rgb(images.error, mask=images.gt_valid)
+    out[f"{stage}/flow"] = flow_to_rgb(images.flow, scale)
+    if images.iwe_start is not None:
+        strip = [events_to_rgb(i) for i in (images.unwarped, images.iwe_start, images.iwe_end)]
+        out[f"{stage}/iwe"] = np.concatenate(strip, axis=1)
+    return out
