@@ -13,6 +13,7 @@ from tinyflow.cmax.splat import splat_bilinear, splat_nearest
 from tinyflow.metrics.flow import (
     FlowErrorMetrics,
     angular_error_deg,
+    event_pixel_mask,
     flow_error_sums,
     flow_warp_loss,
     ratio_squared_average_timestamps,
@@ -143,3 +144,14 @@ def test_focus_metrics_check_their_input():
     bad_flow = EventsWithFlow(window.events, window.mask, window.flow_at_events[:, :1])
     with pytest.raises(ValueError, match="flow_at_events: expected shape \\(1, 2, 2\\)"):
         ratio_squared_average_timestamps(bad_flow, (1, 4))
+
+
+def test_event_pixel_mask_marks_pixels_with_events_even_when_polarities_cancel():
+    # Pixel (x=1, y=0) holds an ON and an OFF event (a voxel grid would cancel them); padding is ignored.
+    events = torch.tensor(
+        [[[1.0, 0.0, 0.2, 1.0], [1.0, 0.0, 0.2, -1.0], [2.0, 1.0, 0.5, 1.0], [0.0, 0.0, 0.0, 1.0]]]
+    )
+    mask = torch.tensor([[True, True, True, False]])
+    pixels = event_pixel_mask(events, mask, (2, 3))
+    expected = torch.tensor([[[False, True, False], [False, False, True]]])
+    assert torch.equal(pixels, expected)

@@ -24,6 +24,7 @@ from tinyflow.cmax.splat import splat_nearest
 from tinyflow.cmax.warp import sample_flow_at_events
 from tinyflow.metrics.flow import (
     FlowErrorMetrics,
+    event_pixel_mask,
     flow_warp_loss,
     ratio_squared_average_timestamps,
     rescale_flow,
@@ -149,7 +150,9 @@ class FlowLightningModule(L.LightningModule):
                 # The GT window is the input window here; rescale_flow keeps the interval change explicit.
                 dt = window["dt_us"][has_gt].to(flow.dtype)
                 pred = rescale_flow(flow[has_gt], dt, dt)
-                event_mask = window["input"][has_gt].abs().sum(dim=1) > 0
+                event_mask = event_pixel_mask(
+                    window["events"][has_gt], window["event_mask"][has_gt], tuple(flow.shape[-2:])
+                )
                 gt_names = [names[int(r)] for r in window["recording"][has_gt]]
                 self.flow_errors.update(
                     pred, window["flow_gt"][has_gt], event_mask, window["gt_valid"][has_gt], gt_names

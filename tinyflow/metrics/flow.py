@@ -41,6 +41,24 @@ def rescale_flow(flow: Tensor, from_interval_us: float | Tensor, to_interval_us:
     return flow * ratio
 
 
+def event_pixel_mask(events: Tensor, mask: Tensor, sensor_size: tuple[int, int]) -> Tensor:
+    """Pixels that hold at least one event: bool [B, H, W] from a padded event list.
+
+    Args:
+        events: [B, N, 4] (x, y, t_norm, p_sign) with integer pixel x (column) and y (row).
+        mask: [B, N] bool, False = padding.
+        sensor_size: (height, width).
+
+    Taken from the events themselves, not from an encoded input, where ON and OFF events of one pixel
+    can cancel (voxel grid).
+    """
+    height, width = sensor_size
+    flat_index = (events[..., 1].long() * width + events[..., 0].long()).clamp(0, height * width - 1)
+    counts = torch.zeros(events.shape[0], height * width, device=events.device)
+    counts.scatter_add_(1, flat_index, mask.to(counts.dtype))
+    return (counts > 0).view(-1, height, width)
+
+
 def endpoint_error(pred: Tensor, gt: Tensor) -> Tensor:
     """Per-pixel endpoint error [B, H, W] in pixels: Euclidean norm of ``pred - gt`` ([B, 2, H, W] each)."""
     return torch.linalg.vector_norm(pred - gt, dim=1)
