@@ -28,9 +28,13 @@ def _compose(root: Path, name: str, overrides: list[str]):
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory) -> tuple[Path, str]:
-    """A run trained for two steps on 32x32 synthetic data (fully convolutional: any input size works)."""
+    """A run trained for one step on 32x32 synthetic data (fully convolutional: any input size works).
+
+    Its input is a 3-bin voxel grid, which the real-data configs (2-channel counts) must not replace.
+    """
     root = tmp_path_factory.mktemp("tinyflow_root")
-    results = train(_compose(root, "train", [*TINY_TRAIN, "trainer.max_steps=1"]))
+    overrides = [*TINY_TRAIN, "trainer.max_steps=1", "data.encoding=voxel", "data.num_bins=3"]
+    results = train(_compose(root, "train", overrides))
     return root, results["run_id"]
 
 

@@ -30,6 +30,8 @@ from tinyflow.runs import (
 from tinyflow.tracking import describe_loggers, finish_trackers, publish_run, record_run_start
 
 VALIDATE_OVERRIDABLE_GROUPS = ("data", "trainer")
+# The network's input format: a checkpoint fixes it, so a replaced data group keeps the run's values.
+MODEL_INPUT_KEYS = ("encoding", "num_bins")
 # validate.py runs in one process whatever the run's trainer was (validation is not sharded).
 SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
@@ -109,6 +111,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Validate a run's checkpoint with its own config, with the user's overrides of data/trainer applied.
 
+    A replaced data group keeps the run's input format (:data:`MODEL_INPUT_KEYS`), which the checkpoint fixes.
+
     ``runid`` is a local run id, a W&B run id or an MLflow run id or name (see
     :func:`tinyflow.runs.find_run`); ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B
     artifact version ``v<N>`` or a file. Validation runs in one process.
@@ -123,6 +127,11 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         for group in VALIDATE_OVERRIDABLE_GROUPS:
             if cfg.get(group) is not None:
                 run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
+        if cfg.get("data") is not None:
+            trained_on = run.config().data
+            for key in MODEL_INPUT_KEYS:
+                if key in trained_on:
+                    run_cfg.data[key] = trained_on[key]
     checkpoint = run.checkpoint(which)
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
     datamodule = instantiate(run_cfg.data)
