@@ -43,6 +43,24 @@ def _read_flow(flow_map, x, y, height, width, active):
 
 
 @triton.jit
+def load_events(
+    t_norm_ptr, pass_ptr, own_flow_ptr, num_events, num_passes, height, width, BLOCK: tl.constexpr
+):
+    """This program's BLOCK events: live mask, flat index, t_norm, own pass and flow, its flow maps' offset."""
+    batch = tl.program_id(1).to(tl.int64)
+    column = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    live = column < num_events
+    event = batch * num_events + column
+    t_norm = tl.load(t_norm_ptr + event, mask=live, other=0.0)
+    own_pass = tl.load(pass_ptr + column, mask=live, other=0)
+    own_u = tl.load(own_flow_ptr + 2 * event, mask=live, other=0.0)
+    own_v = tl.load(own_flow_ptr + 2 * event + 1, mask=live, other=0.0)
+    map_size = 2 * height * width
+    maps_offset = batch * num_passes * map_size
+    return live, event, t_norm, own_pass, own_u, own_v, map_size, maps_offset
+
+
+@triton.jit
 def warp_forward_kernel(
     start_ptr,
     t_norm_ptr,
@@ -57,19 +75,13 @@ def warp_forward_kernel(
     BLOCK: tl.constexpr,
 ):
     """positions[b, m, r] for every boundary r: own pass first, then the later and the earlier flow maps."""
-    batch = tl.program_id(1).to(tl.int64)
-    column = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    live = column < num_events
-    event = batch * num_events + column
+    live, event, t_norm, own_pass, own_u, own_v, map_size, maps_offset = load_events(
+        t_norm_ptr, pass_ptr, own_flow_ptr, num_events, num_passes, height, width, BLOCK
+    )
+    flow_maps = flow_ptr + maps_offset
     x = tl.load(start_ptr + 2 * event, mask=live, other=0.0)
     y = tl.load(start_ptr + 2 * event + 1, mask=live, other=0.0)
-    t_norm = tl.load(t_norm_ptr + event, mask=live, other=0.0)
-    own_pass = tl.load(pass_ptr + column, mask=live, other=0)
-    own_u = tl.load(own_flow_ptr + 2 * event, mask=live, other=0.0)
-    own_v = tl.load(own_flow_ptr + 2 * event + 1, mask=live, other=0.0)
     positions = positions_ptr + 2 * (num_passes + 1) * event
-    map_size = 2 * height * width
-    flow_maps = flow_ptr + batch * num_passes * map_size
 
     # forward: end of the own pass, then through the maps of the later passes
     px = x + (1 - t_norm) * own_u
@@ -118,19 +130,13 @@ def warp_backward_kernel(
     BLOCK: tl.constexpr,
 ):
     """Reverse mode through both chains: adjoints of the start, t_norm, own flow and the flow maps."""
-    batch = tl.program_id(1).to(tl.int64)
-    column = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    live = column < num_events
-    event = batch * num_events + column
-    t_norm = tl.load(t_norm_ptr + event, mask=live, other=0.0)
-    own_pass = tl.load(pass_ptr + column, mask=live, other=0)
-    own_u = tl.load(own_flow_ptr + 2 * event, mask=live, other=0.0)
-    own_v = tl.load(own_flow_ptr + 2 * event + 1, mask=live, other=0.0)
+    live, event, t_norm, own_pass, own_u, own_v, map_size, maps_offset = load_events(
+        t_norm_ptr, pass_ptr, own_flow_ptr, num_events, num_passes, height, width, BLOCK
+    )
+    flow_maps = flow_ptr + maps_offset
     positions = positions_ptr + 2 * (num_passes + 1) * event
     grads = grad_positions_ptr + 2 * (num_passes + 1) * event
-    map_size = 2 * height * width
-    flow_maps = flow_ptr + batch * num_passes * map_size
-    grad_maps = grad_flow_ptr + batch * num_passes * map_size
+    grad_maps = grad_flow_ptr + maps_offset
 
     # forward chain p_(b+1) = p_b + F_b(p_b): adjoint (ax, ay) of p_(b+1), from the last boundary down
     ax = tl.load(grads + 2 * num_passes, mask=live, other=0.0)
