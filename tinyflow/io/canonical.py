@@ -29,7 +29,15 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
-from tinyflow.io.h5 import H5Recording, check_array, check_sensor_size, open_hdf5, require_attr, require_key
+from tinyflow.io.h5 import (
+    H5Recording,
+    check_array,
+    check_event_columns,
+    check_sensor_size,
+    open_hdf5,
+    require_attr,
+    require_key,
+)
 from tinyflow.io.lazy import ArrayLike, as_maps
 from tinyflow.io.recording import MsIndexBuilder
 
@@ -315,14 +323,7 @@ class CanonicalRecording(H5Recording):
                 raise EventDataError(
                     f"{src}: format_version {version} is newer than supported ({FORMAT_VERSION})"
                 )
-            dims: dict[str, int] = {}
-            for key, kinds in (("x", "iu"), ("y", "iu"), ("t", "iu"), ("p", "iub")):
-                check_array(
-                    require_key(file, f"events/{key}", src), f"events/{key}", src, ("N",), kinds, dims
-                )
-            self._num_events = dims["N"]
-            if self._num_events == 0:
-                raise EventDataError(f"{src}: recording has no events (key 'events/t' is empty)")
+            self._num_events = check_event_columns(file, [f"events/{key}" for key in "xytp"], src)
             table = check_array(
                 require_key(file, "events/ms_to_idx", src), "events/ms_to_idx", src, ("M",), "iu"
             )

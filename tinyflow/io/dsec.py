@@ -25,7 +25,7 @@ import numpy as np
 from tinyflow.events.camera import remap_events
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import FlowGT
-from tinyflow.io.h5 import H5Recording, check_array, open_hdf5, require_key
+from tinyflow.io.h5 import H5Recording, check_array, check_event_columns, open_hdf5, require_key
 from tinyflow.io.images import opencv, read_image
 from tinyflow.io.lazy import LazyMaps
 
@@ -99,14 +99,7 @@ class DSECRecording(H5Recording):
         src = str(self.path)
         self.sensor_size = SENSOR_SIZE
         with open_hdf5(self.path) as file:
-            dims: dict[str, int] = {}
-            for key, kinds in (("x", "iu"), ("y", "iu"), ("t", "iu"), ("p", "iub")):
-                check_array(
-                    require_key(file, f"events/{key}", src), f"events/{key}", src, ("N",), kinds, dims
-                )
-            self._num_events = dims["N"]
-            if self._num_events == 0:
-                raise EventDataError(f"{src}: recording has no events (key 'events/t' is empty)")
+            self._num_events = check_event_columns(file, [f"events/{key}" for key in "xytp"], src)
             self.t0_us = int(require_key(file, "t_offset", src)[()])
             table = check_array(require_key(file, "ms_to_idx", src), "ms_to_idx", src, ("M",), "iu")
             last_us = int(file["events/t"][-1])

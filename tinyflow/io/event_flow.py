@@ -29,12 +29,11 @@ from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import FlowGT, Frames
 from tinyflow.io.h5 import (
     H5Recording,
-    check_array,
+    check_event_columns,
     check_sensor_size,
     open_hdf5,
     polarity_to_uint8,
     require_attr,
-    require_key,
 )
 from tinyflow.io.recording import ms_index_in_chunks, seconds_to_us
 
@@ -66,14 +65,9 @@ class EventFlowRecording(H5Recording):
         super().__init__(path)
         src = str(self.path)
         with open_hdf5(self.path) as file:
-            dims: dict[str, int] = {}
-            for key, kinds in (("xs", "iu"), ("ys", "iu"), ("ts", "f"), ("ps", "iub")):
-                check_array(
-                    require_key(file, f"events/{key}", src), f"events/{key}", src, ("N",), kinds, dims
-                )
-            self._num_events = dims["N"]
-            if self._num_events == 0:
-                raise EventDataError(f"{src}: recording has no events (key 'events/ts' is empty)")
+            self._num_events = check_event_columns(
+                file, ["events/xs", "events/ys", "events/ts", "events/ps"], src, time_kinds="f"
+            )
             self.sensor_size = self._sensor_size(file, sensor_size)
             first_s = float(file["events/ts"][0])
             self._t0_s = float(file.attrs["t0"]) if "t0" in file.attrs else first_s

@@ -94,6 +94,20 @@ def check_array(
     return array
 
 
+def check_event_columns(file: h5py.File, keys: Sequence[str], source: str, time_kinds: str = "iu") -> int:
+    """Check the per-event arrays ``keys`` (x, y, t, p, in that order): 1-D, of one length N > 0; return N.
+
+    ``time_kinds`` are the numpy dtype kinds accepted for the timestamps (``"iu"`` for integer µs,
+    ``"f"`` for float seconds).
+    """
+    dims: dict[str, int] = {}
+    for key, kinds in zip(keys, ("iu", "iu", time_kinds, "iub"), strict=True):
+        check_array(require_key(file, key, source), key, source, ("N",), kinds, dims)
+    if dims["N"] == 0:
+        raise EventDataError(f"{source}: recording has no events (key {keys[2]!r} is empty)")
+    return dims["N"]
+
+
 def polarity_to_uint8(raw: np.ndarray, key: str, source: str) -> np.ndarray:
     """Stored polarity (bool, {0, 1} or {-1, +1}, integer or float) -> uint8 0 = OFF, 1 = ON."""
     if raw.dtype == np.bool_:
