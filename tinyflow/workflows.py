@@ -123,15 +123,12 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
     run = find_run(str(cfg.runid), cfg.paths.runs_dir, trackers, version)
     run_cfg = run.config()
+    trained_input = {key: run_cfg.data[key] for key in MODEL_INPUT_KEYS if key in run_cfg.data}
     with open_dict(run_cfg):
         for group in VALIDATE_OVERRIDABLE_GROUPS:
             if cfg.get(group) is not None:
                 run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
-        if cfg.get("data") is not None:
-            trained_on = run.config().data
-            for key in MODEL_INPUT_KEYS:
-                if key in trained_on:
-                    run_cfg.data[key] = trained_on[key]
+        run_cfg.data.update(trained_input)
     checkpoint = run.checkpoint(which)
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
     datamodule = instantiate(run_cfg.data)
