@@ -288,6 +288,16 @@ def test_every_neuron_has_the_layer_interface(neuron: str) -> None:
     assert spikes2.shape == spikes.shape and len(state2) == len(state)
 
 
+@pytest.mark.parametrize("neuron", sorted(NEURON_TYPES))
+def test_recurrent_init_gain_scales_only_the_recurrent_weights(neuron: str) -> None:
+    torch.manual_seed(0)
+    layer = build_spiking_layer(neuron, 2, 16, kernel_size=3, recurrent=True, recurrent_init_gain=0.1)
+    bound = math.sqrt(1 / 16)
+    assert layer.synapses.rec.weight.abs().max() <= 0.1 * bound
+    assert layer.synapses.rec.weight.abs().max() > 0.05 * bound
+    assert layer.synapses.ff.weight.abs().max() > 0.5 * math.sqrt(1 / 2)
+
+
 def test_strided_layer_downsamples() -> None:
     spikes, state = ConvPLIF(2, 4, kernel_size=3, stride=2)(torch.rand(1, 2, 8, 8), None)
     assert spikes.shape == state[2].shape == (1, 4, 4, 4)

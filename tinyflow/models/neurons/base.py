@@ -54,8 +54,8 @@ class ConvSynapses(nn.Module):
     """Input current of a spiking layer: feed-forward conv plus an optional recurrent conv of the spikes.
 
     Both convs have no bias (the learnable threshold plays its role). Weights are uniform in
-    ``+-sqrt(1 / fan_in_channels)`` as in event_flow. The recurrent conv has stride 1 and keeps the
-    output resolution.
+    ``+-sqrt(1 / fan_in_channels)`` as in event_flow, the recurrent ones times ``recurrent_init_gain``.
+    The recurrent conv has stride 1 and keeps the output resolution.
     """
 
     def __init__(
@@ -66,6 +66,7 @@ class ConvSynapses(nn.Module):
         stride: int = 1,
         padding: int | None = None,
         recurrent: bool = False,
+        recurrent_init_gain: float = 1.0,
     ) -> None:
         super().__init__()
         padding = kernel_size // 2 if padding is None else padding
@@ -74,7 +75,8 @@ class ConvSynapses(nn.Module):
         self.rec: nn.Conv2d | None = None
         if recurrent:
             self.rec = nn.Conv2d(out_channels, out_channels, kernel_size, 1, kernel_size // 2, bias=False)
-            nn.init.uniform_(self.rec.weight, -math.sqrt(1 / out_channels), math.sqrt(1 / out_channels))
+            bound = recurrent_init_gain * math.sqrt(1 / out_channels)
+            nn.init.uniform_(self.rec.weight, -bound, bound)
 
     def forward(self, x: Tensor, spikes_prev: Tensor | None) -> Tensor:
         """Current ``[B, C, H', W']``; ``spikes_prev=None`` means no previous spikes."""
@@ -106,6 +108,9 @@ class SpikingConv(nn.Module, ABC):
         in_channels, out_channels: channel counts.
         kernel_size, stride, padding: of the feed-forward conv (``padding=None``: ``kernel_size // 2``).
         recurrent: add a recurrent conv of the previous spikes to the input current.
+        recurrent_init_gain: scale of the recurrent weights' initial range (event_flow: 1). Below 1 the
+            untrained layer is driven by its input rather than by its own spikes: at gain 1 a layer at
+            a moderate firing rate sustains itself where the input has no event.
         leak_init: ``(mean, std)`` of the membrane leak logit ``w_v`` (leak = sigmoid(w_v)).
         learn_leak: leak logits (and any trace parameters) are learnable; otherwise fixed buffers.
         shared_leak: one leak for the whole layer instead of one per channel (the "parametric LIF"
@@ -128,6 +133,7 @@ class SpikingConv(nn.Module, ABC):
         stride: int = 1,
         padding: int | None = None,
         recurrent: bool = False,
+        recurrent_init_gain: float = 1.0,
         leak_init: Sequence[float] = (-4.0, 0.1),
         learn_leak: bool = True,
         shared_leak: bool = False,
@@ -139,7 +145,9 @@ class SpikingConv(nn.Module, ABC):
         trace_leak_init: Sequence[float] = (-4.0, 0.1),
     ) -> None:
         super().__init__()
-        self.synapses = ConvSynapses(in_channels, out_channels, kernel_size, stride, padding, recurrent)
+        self.synapses = ConvSynapses(
+            in_channels, out_channels, kernel_size, stride, padding, recurrent, recurrent_init_gain
+        )
         self.learn_leak = learn_leak
         register_channel_values(self, "leak_logit", 1 if shared_leak else out_channels, leak_init, learn_leak)
         if trace not in self.TRACE_KINDS:

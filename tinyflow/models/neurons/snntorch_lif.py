@@ -27,7 +27,8 @@ class SnnTorchConvLIF(nn.Module):
     Args:
         leak_init: ``(mean, std)`` of the leak logit; ``beta`` starts at its sigmoid.
         learn_leak, thresh_init, learn_thresh, hard_reset, surrogate, surrogate_width: as in ConvLIF.
-        in_channels, out_channels, kernel_size, stride, padding, recurrent: as in ConvSynapses.
+        in_channels, out_channels, kernel_size, stride, padding, recurrent, recurrent_init_gain: as in
+            ConvSynapses.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class SnnTorchConvLIF(nn.Module):
         stride: int = 1,
         padding: int | None = None,
         recurrent: bool = False,
+        recurrent_init_gain: float = 1.0,
         leak_init: Sequence[float] = (-4.0, 0.1),
         learn_leak: bool = True,
         thresh_init: Sequence[float] = (0.8, 0.0),
@@ -47,7 +49,9 @@ class SnnTorchConvLIF(nn.Module):
         surrogate_width: float = 1.0,
     ) -> None:
         super().__init__()
-        self.synapses = ConvSynapses(in_channels, out_channels, kernel_size, stride, padding, recurrent)
+        self.synapses = ConvSynapses(
+            in_channels, out_channels, kernel_size, stride, padding, recurrent, recurrent_init_gain
+        )
         self.leaky = snntorch.Leaky(
             beta=torch.sigmoid(sample_channel_values("leak_logit", out_channels, leak_init)),
             threshold=sample_channel_values("thresh", out_channels, thresh_init),
