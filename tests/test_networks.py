@@ -245,3 +245,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
         stateful.reset_state(torch.tensor([1, 0, 1]))
     with pytest.raises(ValueError, match="mask has 2 elements, state batch size is 3"):
         stateful.reset_state(torch.tensor([True, False]))
+
+
+def test_prediction_without_bias_gives_zero_flow_for_silent_features() -> None:
+    network = LIFFireNet(num_bins=2, base_num_channels=4, prediction_bias=False)
+    assert network.prediction.conv.bias is None
+    out, _ = network(torch.zeros(1, 2, 8, 8), None)
+    assert torch.equal(out["flow"], torch.zeros(1, 2, 8, 8))

@@ -56,17 +56,22 @@ class FlowPrediction(nn.Module):
         flow_scaling: pixels of displacement at ``tanh = 1``.
         weight_scale: if set, weights start uniform in ``+-weight_scale`` and biases at zero
             (event_flow uses 0.01 for its spiking and feed-forward nets); else PyTorch's default init.
+        bias: give the conv a bias. Without one the flow can only come from the features: a bias
+            lets a network lower the CMax loss with one flow for the whole batch and ignore its input.
     """
 
-    def __init__(self, in_channels: int, flow_scaling: float, weight_scale: float | None = None) -> None:
+    def __init__(
+        self, in_channels: int, flow_scaling: float, weight_scale: float | None = None, bias: bool = True
+    ) -> None:
         super().__init__()
         if not flow_scaling > 0:
             raise ValueError(f"flow_scaling={flow_scaling!r}: expected a positive number of pixels")
-        self.conv = nn.Conv2d(in_channels, 2, kernel_size=1)
+        self.conv = nn.Conv2d(in_channels, 2, kernel_size=1, bias=bias)
         self.flow_scaling = float(flow_scaling)
         if weight_scale is not None:
             nn.init.uniform_(self.conv.weight, -weight_scale, weight_scale)
-            nn.init.zeros_(self.conv.bias)
+            if bias:
+                nn.init.zeros_(self.conv.bias)
 
     def forward(self, features: Tensor) -> Tensor:
         return self.flow_scaling * torch.tanh(self.conv(features))

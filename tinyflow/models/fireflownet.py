@@ -32,12 +32,20 @@ class FireFlowNet(SequentialFlowNetwork):
         flow_scaling: float = 128.0,
         mask_output: bool = False,
         residual: bool = False,
+        prediction_bias: bool = True,
     ) -> None:
         conv = partial(ConvReLU, kernel_size=kernel_size)
         layers = firenet_layers(num_bins, base_num_channels, feedforward=conv, recurrent=conv)
         skips = RESIDUAL_SKIPS if residual else {}
         super().__init__(
-            num_bins, layers, skips, base_num_channels, flow_scaling, mask_output, PRED_WEIGHT_SCALE
+            num_bins,
+            layers,
+            skips,
+            base_num_channels,
+            flow_scaling,
+            mask_output,
+            PRED_WEIGHT_SCALE,
+            prediction_bias,
         )
 
 
@@ -54,10 +62,18 @@ class LIFFireFlowNet(SequentialFlowNetwork):
         flow_scaling: float = 128.0,
         mask_output: bool = False,
         residual: bool = False,
+        prediction_bias: bool = True,
     ) -> None:
         spiking = spiking_layer_factory(neuron, kernel_size, False, neuron_kwargs)
         layers = firenet_layers(num_bins, base_num_channels, feedforward=spiking, recurrent=spiking)
         skips = RESIDUAL_SKIPS if residual else {}
         super().__init__(
-            num_bins, layers, skips, base_num_channels, flow_scaling, mask_output, PRED_WEIGHT_SCALE
+            num_bins,
+            layers,
+            skips,
+            base_num_channels,
+            flow_scaling,
+            mask_output,
+            PRED_WEIGHT_SCALE,
+            prediction_bias,
         )

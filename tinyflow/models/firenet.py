@@ -64,6 +64,8 @@ class FireNet(SequentialFlowNetwork):
         flow_scaling: pixels of displacement at ``tanh = 1`` (event_flow: the training resolution, 128).
         mask_output: zero the flow where the input has no event.
         residual: add G1's output to R1b's and G2's to R2b's (event_flow trains without: False).
+        prediction_bias: the prediction conv has a bias (event_flow: True). Without it the flow can
+            only come from the features (see :class:`~tinyflow.models.blocks.FlowPrediction`).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class FireNet(SequentialFlowNetwork):
         flow_scaling: float = 128.0,
         mask_output: bool = False,
         residual: bool = False,
+        prediction_bias: bool = True,
     ) -> None:
         layers = firenet_layers(
             num_bins,
@@ -82,7 +85,9 @@ class FireNet(SequentialFlowNetwork):
             recurrent=partial(ConvGRU, kernel_size=kernel_size),
         )
         skips = RESIDUAL_SKIPS if residual else {}
-        super().__init__(num_bins, layers, skips, base_num_channels, flow_scaling, mask_output, None)
+        super().__init__(
+            num_bins, layers, skips, base_num_channels, flow_scaling, mask_output, None, prediction_bias
+        )
 
 
 class LIFFireNet(SequentialFlowNetwork):
@@ -93,7 +98,8 @@ class LIFFireNet(SequentialFlowNetwork):
     Args:
         neuron: spiking layer type: ``"lif"``, ``"plif"``, ``"alif"``, ``"xlif"`` or ``"snntorch_lif"``.
         neuron_kwargs: extra arguments of every spiking layer (leak / threshold init, reset, surrogate).
-        num_bins, base_num_channels, kernel_size, flow_scaling, mask_output, residual: as in FireNet
+        num_bins, base_num_channels, kernel_size, flow_scaling, mask_output, residual, prediction_bias:
+            as in FireNet
             (with ``residual``, spikes of G1 / G2 are added to those of R1b / R2b).
     """
 
@@ -107,6 +113,7 @@ class LIFFireNet(SequentialFlowNetwork):
         flow_scaling: float = 128.0,
         mask_output: bool = False,
         residual: bool = False,
+        prediction_bias: bool = True,
     ) -> None:
         layers = firenet_layers(
             num_bins,
@@ -116,7 +123,14 @@ class LIFFireNet(SequentialFlowNetwork):
         )
         skips = RESIDUAL_SKIPS if residual else {}
         super().__init__(
-            num_bins, layers, skips, base_num_channels, flow_scaling, mask_output, PRED_WEIGHT_SCALE
+            num_bins,
+            layers,
+            skips,
+            base_num_channels,
+            flow_scaling,
+            mask_output,
+            PRED_WEIGHT_SCALE,
+            prediction_bias,
         )
 
 
@@ -137,6 +151,7 @@ class LIFFireNetShort(SequentialFlowNetwork):
         neuron_kwargs: Mapping[str, Any] | None = None,
         flow_scaling: float = 128.0,
         mask_output: bool = False,
+        prediction_bias: bool = True,
     ) -> None:
         layers = firenet_layers(
             num_bins,
@@ -146,5 +161,12 @@ class LIFFireNetShort(SequentialFlowNetwork):
             names=SHORT_LAYER_NAMES,
         )
         super().__init__(
-            num_bins, layers, {}, base_num_channels, flow_scaling, mask_output, PRED_WEIGHT_SCALE
+            num_bins,
+            layers,
+            {},
+            base_num_channels,
+            flow_scaling,
+            mask_output,
+            PRED_WEIGHT_SCALE,
+            prediction_bias,
         )

@@ -35,6 +35,7 @@ class SequentialFlowNetwork(nn.Module):
         flow_scaling: pixels of displacement at ``tanh = 1``.
         mask_output: multiply the flow by :func:`event_presence_mask` of the input.
         pred_weight_scale: init of the prediction conv, see :class:`FlowPrediction`.
+        prediction_bias: the prediction conv has a bias (see :class:`FlowPrediction`).
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class SequentialFlowNetwork(nn.Module):
         flow_scaling: float,
         mask_output: bool,
         pred_weight_scale: float | None,
+        prediction_bias: bool = True,
     ) -> None:
         super().__init__()
         names = list(layers)
@@ -55,7 +57,7 @@ class SequentialFlowNetwork(nn.Module):
         self.num_bins = num_bins
         self.layers = nn.ModuleDict(layers)
         self.skips = dict(skips)
-        self.prediction = FlowPrediction(head_channels, flow_scaling, pred_weight_scale)
+        self.prediction = FlowPrediction(head_channels, flow_scaling, pred_weight_scale, prediction_bias)
         self.mask_output = mask_output
 
     @property
