@@ -22,6 +22,7 @@ TINY_TRAIN = [
     "data.num_val=1",
     "data.batch_size=2",
     "data.seq_len=3",
+    "data.num_workers=0",
     "model.base_num_channels=4",
     "trainer.max_steps=2",
     "trainer.check_val_every_n_epoch=100",
