@@ -252,3 +252,22 @@ def test_prediction_without_bias_gives_zero_flow_for_silent_features() -> None:
     assert network.prediction.conv.bias is None
     out, _ = network(torch.zeros(1, 2, 8, 8), None)
     assert torch.equal(out["flow"], torch.zeros(1, 2, 8, 8))
+
+
+@pytest.mark.parametrize(
+    ("network_class", "scale", "bound"),
+    [
+        (LIFFireNet, None, 0.01),  # event_flow's init of its spiking nets
+        (LIFFireNet, 0.25, 0.25),
+        (FireNet, None, 0.5),  # PyTorch's default: 1 / sqrt(4 channels)
+        (FireNet, 0.01, 0.01),
+    ],
+)
+def test_prediction_init_scale_bounds_the_initial_prediction_weights(
+    network_class: Callable[..., torch.nn.Module], scale: float | None, bound: float
+) -> None:
+    kwargs = {} if scale is None else {"prediction_init_scale": scale}
+    torch.manual_seed(0)
+    weight = network_class(num_bins=2, base_num_channels=4, **kwargs).prediction.conv.weight
+    assert float(weight.abs().max()) <= bound
+    assert float(weight.abs().max()) > 0.5 * bound  # 8 uniform draws: the largest is near the bound

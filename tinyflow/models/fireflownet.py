@@ -22,7 +22,10 @@ from tinyflow.models.network import SequentialFlowNetwork
 
 
 class FireFlowNet(SequentialFlowNetwork):
-    """Stateless ANN: seven ReLU convs and the flow prediction. Arguments: as in ``FireNet``."""
+    """Stateless ANN: seven ReLU convs and the flow prediction.
+
+    Arguments: as in ``FireNet``, except that ``prediction_init_scale`` defaults to event_flow's 0.01.
+    """
 
     def __init__(
         self,
@@ -33,6 +36,7 @@ class FireFlowNet(SequentialFlowNetwork):
         mask_output: bool = False,
         residual: bool = False,
         prediction_bias: bool = True,
+        prediction_init_scale: float | None = PRED_WEIGHT_SCALE,
     ) -> None:
         conv = partial(ConvReLU, kernel_size=kernel_size)
         layers = firenet_layers(num_bins, base_num_channels, feedforward=conv, recurrent=conv)
@@ -44,7 +48,7 @@ class FireFlowNet(SequentialFlowNetwork):
             base_num_channels,
             flow_scaling,
             mask_output,
-            PRED_WEIGHT_SCALE,
+            prediction_init_scale,
             prediction_bias,
         )
 
@@ -63,6 +67,7 @@ class LIFFireFlowNet(SequentialFlowNetwork):
         mask_output: bool = False,
         residual: bool = False,
         prediction_bias: bool = True,
+        prediction_init_scale: float | None = PRED_WEIGHT_SCALE,
     ) -> None:
         spiking = spiking_layer_factory(neuron, kernel_size, False, neuron_kwargs)
         layers = firenet_layers(num_bins, base_num_channels, feedforward=spiking, recurrent=spiking)
@@ -74,6 +79,6 @@ class LIFFireFlowNet(SequentialFlowNetwork):
             base_num_channels,
             flow_scaling,
             mask_output,
-            PRED_WEIGHT_SCALE,
+            prediction_init_scale,
             prediction_bias,
         )

@@ -66,6 +66,9 @@ class FireNet(SequentialFlowNetwork):
         residual: add G1's output to R1b's and G2's to R2b's (event_flow trains without: False).
         prediction_bias: the prediction conv has a bias (event_flow: True). Without it the flow can
             only come from the features (see :class:`~tinyflow.models.blocks.FlowPrediction`).
+        prediction_init_scale: the prediction conv's weights start uniform in ``+-prediction_init_scale``;
+            None = PyTorch's default (``+-1/sqrt(base_num_channels)``). event_flow: None for FireNet,
+            0.01 (``PRED_WEIGHT_SCALE``) for its spiking and feed-forward nets.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class FireNet(SequentialFlowNetwork):
         mask_output: bool = False,
         residual: bool = False,
         prediction_bias: bool = True,
+        prediction_init_scale: float | None = None,
     ) -> None:
         layers = firenet_layers(
             num_bins,
@@ -86,7 +90,14 @@ class FireNet(SequentialFlowNetwork):
         )
         skips = RESIDUAL_SKIPS if residual else {}
         super().__init__(
-            num_bins, layers, skips, base_num_channels, flow_scaling, mask_output, None, prediction_bias
+            num_bins,
+            layers,
+            skips,
+            base_num_channels,
+            flow_scaling,
+            mask_output,
+            prediction_init_scale,
+            prediction_bias,
         )
 
 
@@ -98,8 +109,8 @@ class LIFFireNet(SequentialFlowNetwork):
     Args:
         neuron: spiking layer type: ``"lif"``, ``"plif"``, ``"alif"``, ``"xlif"`` or ``"snntorch_lif"``.
         neuron_kwargs: extra arguments of every spiking layer (leak / threshold init, reset, surrogate).
-        num_bins, base_num_channels, kernel_size, flow_scaling, mask_output, residual, prediction_bias:
-            as in FireNet
+        num_bins, base_num_channels, kernel_size, flow_scaling, mask_output, residual, prediction_bias,
+        prediction_init_scale: as in FireNet
             (with ``residual``, spikes of G1 / G2 are added to those of R1b / R2b).
     """
 
@@ -114,6 +125,7 @@ class LIFFireNet(SequentialFlowNetwork):
         mask_output: bool = False,
         residual: bool = False,
         prediction_bias: bool = True,
+        prediction_init_scale: float | None = PRED_WEIGHT_SCALE,
     ) -> None:
         layers = firenet_layers(
             num_bins,
@@ -129,7 +141,7 @@ class LIFFireNet(SequentialFlowNetwork):
             base_num_channels,
             flow_scaling,
             mask_output,
-            PRED_WEIGHT_SCALE,
+            prediction_init_scale,
             prediction_bias,
         )
 
@@ -152,6 +164,7 @@ class LIFFireNetShort(SequentialFlowNetwork):
         flow_scaling: float = 128.0,
         mask_output: bool = False,
         prediction_bias: bool = True,
+        prediction_init_scale: float | None = PRED_WEIGHT_SCALE,
     ) -> None:
         layers = firenet_layers(
             num_bins,
@@ -167,6 +180,6 @@ class LIFFireNetShort(SequentialFlowNetwork):
             base_num_channels,
             flow_scaling,
             mask_output,
-            PRED_WEIGHT_SCALE,
+            prediction_init_scale,
             prediction_bias,
         )
