@@ -26,6 +26,7 @@ def test_every_group_has_options() -> None:
         "model",
         "loss",
         "optimizer",
+        "scheduler",
         "trainer",
         "logger",
         "callbacks",
@@ -54,7 +55,7 @@ def test_data(compose_config, data: str, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "group", ["loss", "optimizer", "logger", "callbacks", "trainer", "debug", "experiment"]
+    "group", ["loss", "optimizer", "scheduler", "logger", "callbacks", "trainer", "debug", "experiment"]
 )
 def test_other_groups(compose_config, group: str, monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -67,9 +68,21 @@ def test_other_groups(compose_config, group: str, monkeypatch, tmp_path) -> None
         module = build_module(cfg)
         assert isinstance(build_trainer(cfg), L.Trainer)
         assert callable(module.loss_for((8, 8)).compute) and isinstance(module.network, nn.Module)
-        assert isinstance(module.configure_optimizers(), torch.optim.Optimizer)
+        optimizers = module.configure_optimizers()
+        if isinstance(optimizers, dict):  # with a learning-rate scheduler
+            scheduler = optimizers["lr_scheduler"]["scheduler"]
+            assert scheduler.optimizer is optimizers["optimizer"]
+            optimizers = optimizers["optimizer"]
+        assert isinstance(optimizers, torch.optim.Optimizer)
 
 
 def test_validate_and_show_configs_compose(compose_config) -> None:
     assert compose_config("validate", ["runid=abc"]).checkpoint == "last"
     assert compose_config("show").data == compose_config("train", tiny=False).data
+
+
+def test_cosine_schedule_needs_a_step_budget(compose_config) -> None:
+    cfg = compose_config("train", ["trainer.max_steps=-1", "trainer.max_epochs=3"])
+    with pytest.raises(ValueError, match=r"scheduler.T_max: .* got -1 .*scheduler=constant"):
+        build_module(cfg)
+    assert build_module(compose_config("train", ["trainer.max_steps=-1", "scheduler=constant"]))

@@ -157,12 +157,20 @@ def test_resume_continues_the_step_count(compose_config, tmp_path) -> None:
         train(compose_config("train", overrides))
     assert steps.read_text().split() == ["1", "2", "3"]
     run = find_run("crashrun", tmp_path / "runs")
-    assert torch.load(run.checkpoint("last"), weights_only=False)["global_step"] == 2
+    crashed = torch.load(run.checkpoint("last"), weights_only=False)
+    lr = compose_config("train").optimizer.lr
+    assert crashed["global_step"] == 2
+    # the default cosine schedule over trainer.max_steps = 4: half the learning rate after 2 steps
+    assert crashed["lr_schedulers"][0]["last_epoch"] == 2
+    assert crashed["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(lr / 2)
 
     results = train(compose_config("train", ["resume=crashrun"]))
     assert results["run_id"] == "crashrun"
     assert steps.read_text().split() == ["1", "2", "3", "3", "4"]
-    assert torch.load(run.checkpoint("last"), weights_only=False)["global_step"] == 4
+    finished = torch.load(run.checkpoint("last"), weights_only=False)
+    assert finished["global_step"] == 4
+    assert finished["lr_schedulers"][0]["last_epoch"] == 4
+    assert finished["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0, abs=1e-12)
 
 
 def test_unknown_run_names_the_known_runs(compose_config, tmp_path) -> None:

@@ -37,12 +37,22 @@ SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
 
 def build_module(cfg: DictConfig) -> FlowLightningModule:
-    """The LightningModule of a config: network (``model``), loss and optimiser factories."""
+    """The LightningModule of a config: network (``model``), loss, optimiser and scheduler factories.
+
+    A config without ``scheduler`` (or with ``scheduler=constant``) keeps the learning rate constant.
+    """
+    scheduler = cfg.get("scheduler") or None
+    if scheduler is not None and "T_max" in scheduler and not int(scheduler.T_max) >= 1:
+        raise ValueError(
+            f"scheduler.T_max: expected the number of optimiser steps to decay over (>= 1); got "
+            f"{scheduler.T_max} (it follows trainer.max_steps: set trainer.max_steps, or scheduler=constant)"
+        )
     return FlowLightningModule(
         network=StatefulNetwork(instantiate(cfg.model)),
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optimizer),
         gradient_clip_val=cfg.get("gradient_clip_val"),
+        scheduler=instantiate(scheduler) if scheduler is not None else None,
     )
 
 

@@ -3,8 +3,8 @@
 A training batch is a time-major sequence ``[T, B, ...]`` of T consecutive windows of B streams
 (see :class:`tinyflow.data.sampler.SequentialBatchSampler`). Each window is one forward pass
 of the recurrent network; the T passes form the accumulation window of the CMax loss. After the
-T passes: backward, gradient clipping, optimiser step, then the network state is detached, and
-reset for the streams whose recording ended.
+T passes: backward, gradient clipping, optimiser step (and learning-rate scheduler step), then the
+network state is detached, and reset for the streams whose recording ended.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from tinyflow.cmax.event_list import EventsWithFlow
 from tinyflow.cmax.splat import splat_nearest
@@ -65,6 +66,8 @@ class FlowLightningModule(L.LightningModule):
         loss: factory ``loss(sensor_size=(H, W))`` of a CMax loss with ``accumulate/compute/reset``.
         optimizer: factory ``optimizer(params)`` (a ``_partial_`` Hydra config).
         gradient_clip_val: max gradient norm, or None.
+        scheduler: factory ``scheduler(optimizer)`` of a learning-rate scheduler stepped after every
+            optimiser step (a ``_partial_`` Hydra config), or None for a constant learning rate.
 
     Visualisers append a callable taking an :class:`ObservedWindow` to ``window_observers``; with none
     attached, nothing is recorded.
@@ -76,6 +79,7 @@ class FlowLightningModule(L.LightningModule):
         loss: Callable[..., Any],
         optimizer: Callable[..., torch.optim.Optimizer],
         gradient_clip_val: float | None = 100.0,
+        scheduler: Callable[[torch.optim.Optimizer], LRScheduler] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -83,6 +87,7 @@ class FlowLightningModule(L.LightningModule):
         self.loss_factory = loss
         self.optimizer_factory = optimizer
         self.gradient_clip_val = gradient_clip_val
+        self.scheduler_factory = scheduler
         self._losses: dict[tuple[int, int], Any] = {}
         self._stashed_state: Any = None
         self.flow_errors = FlowErrorMetrics()
@@ -90,8 +95,12 @@ class FlowLightningModule(L.LightningModule):
         self.validation_results: dict[str, dict[str, float]] = {}
         self.window_observers: list[Callable[[ObservedWindow], None]] = []
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.network.parameters())
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = self.optimizer_factory(self.network.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def loss_for(self, sensor_size: tuple[int, int]) -> Any:
         """The loss object for a sensor size (built once per size)."""
@@ -118,6 +127,10 @@ class FlowLightningModule(L.LightningModule):
                 optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm"
             )
         optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            self.log("train/lr", scheduler.get_last_lr()[0], batch_size=inputs.shape[1])
+            scheduler.step()
         self.network.detach_state()
         self.network.reset_state(batch["end_of_recording"][-1])
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=inputs.shape[1])
