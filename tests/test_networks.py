@@ -1,8 +1,11 @@
-"""Flow networks: shapes, state handling, gradient flow and parameter counts."""
+"""Networks: shapes, state handling, gradient flow, parameter counts; bodies built from layer specs."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
@@ -12,13 +15,21 @@ from omegaconf import OmegaConf
 from tinyflow.models import (
     FireFlowNet,
     FireNet,
+    FlowHead,
+    LayerSpec,
     LIFFireFlowNet,
     LIFFireNet,
     LIFFireNetShort,
-    SequentialFlowNetwork,
+    PredictionHead,
+    RecurrentBody,
+    RecurrentNetwork,
+    Skip,
     StatefulNetwork,
 )
-from tinyflow.models.neurons import NEURON_TYPES
+from tinyflow.models.blocks import ConvGRU, ConvReLU
+from tinyflow.models.firenet import SHORT_LAYER_NAMES, firenet_body
+from tinyflow.models.neurons import NEURON_TYPES, build_spiking_layer
+from tinyflow.models.spiking import spiking_layers
 
 SMALL = {"num_bins": 2, "base_num_channels": 4, "kernel_size": 3}
 # a lower threshold keeps every layer of these 4-channel nets spiking
@@ -31,11 +42,11 @@ ACTIVE = {
 }
 
 
-def spiking(cls, neuron: str) -> Callable[..., SequentialFlowNetwork]:
+def spiking(cls, neuron: str) -> Callable[..., RecurrentNetwork]:
     return lambda **kw: cls(**SMALL, neuron=neuron, neuron_kwargs=ACTIVE[neuron], **kw)
 
 
-NETWORKS: dict[str, Callable[..., SequentialFlowNetwork]] = {
+NETWORKS: dict[str, Callable[..., RecurrentNetwork]] = {
     "FireNet": lambda **kw: FireNet(**SMALL, **kw),
     "FireFlowNet": lambda **kw: FireFlowNet(**SMALL, **kw),
     **{f"LIFFireNet-{n}": spiking(LIFFireNet, n) for n in NEURON_TYPES},
@@ -271,3 +282,148 @@ def test_prediction_init_scale_bounds_the_initial_prediction_weights(
     weight = network_class(num_bins=2, base_num_channels=4, **kwargs).prediction.conv.weight
     assert float(weight.abs().max()) <= bound
     assert float(weight.abs().max()) > 0.5 * bound  # 8 uniform draws: the largest is near the bound
+
+
+def test_state_dict_keys_are_those_of_earlier_checkpoints() -> None:
+    keys = list(LIFFireNet(**SMALL).state_dict())
+    assert keys[:5] == [
+        "layers.head.leak_logit",
+        "layers.head.thresh",
+        "layers.head.synapses.ff.weight",
+        "layers.G1.leak_logit",
+        "layers.G1.thresh",
+    ]
+    assert "layers.G1.synapses.rec.weight" in keys
+    assert keys[-2:] == ["prediction.conv.weight", "prediction.conv.bias"]
+    assert list(FireNet(**SMALL).state_dict())[:2] == ["layers.head.conv.weight", "layers.head.conv.bias"]
+
+
+# ---- bodies built from layer specs: skips that add or concatenate, strided and upsampling layers ----
+
+relu = partial(ConvReLU, kernel_size=3)
+spiking_relu_like = partial(build_spiking_layer, "lif", kernel_size=3, recurrent=True, thresh_init=(0.3, 0.0))
+
+
+def test_concatenating_skips_add_up_channels() -> None:
+    body = RecurrentBody(
+        2,
+        [
+            LayerSpec("a", 4, relu),
+            LayerSpec("b", 6, relu, skip=Skip("a", mode="concat")),  # features: cat(b, a) = 10 channels
+            LayerSpec("c", 3, relu, skip=Skip("a", mode="concat", into="input")),  # input: cat(10, a) = 14
+        ],
+    )
+    assert body["b"].conv.in_channels == 4
+    assert body["c"].conv.in_channels == 14
+    assert body.out_channels == 3
+    (x,) = windows(1)
+    features, activity, state = body(x, None)
+    a, b, c = activity["a"], activity["b"], activity["c"]
+    assert (a.shape[1], b.shape[1], c.shape[1]) == (4, 6, 3)  # activity: each layer's own output
+    assert torch.equal(b, body["b"](a, None)[0])
+    assert torch.equal(c, body["c"](torch.cat([b, a, a], dim=1), None)[0])
+    assert torch.equal(features, c) and state == [None, None, None]
+
+
+def test_strided_encoders_and_upsampling_decoders_restore_the_resolution() -> None:
+    """A small U-Net as EV-FlowNet / StereoSpike: decoders take cat(x, encoder output) and upsample."""
+    body = RecurrentBody(
+        2,
+        [
+            LayerSpec("E1", 4, spiking_relu_like, stride=2),  # 1/2
+            LayerSpec("E2", 8, spiking_relu_like, stride=2),  # 1/4
+            LayerSpec("R", 8, relu, skip=Skip("E2")),  # residual at 1/4
+            LayerSpec("D1", 4, relu, upsample=2, skip=Skip("E2", mode="concat", into="input")),  # 1/2
+            LayerSpec("D2", 4, relu, upsample=2, skip=Skip("E1", mode="concat", into="input")),  # 1/1
+        ],
+    )
+    assert (body["D1"].conv.in_channels, body["D2"].conv.in_channels) == (16, 8)
+    assert body.out_scale == 1 and body.out_channels == 4
+    net = RecurrentNetwork(body=body, head=FlowHead(4, flow_scaling=3.0), mask_output=True)
+    x1, x2 = windows(2)
+    _, state = net(x1, None)
+    out2, state2 = net(x2, state)
+    assert out2["flow"].shape == (3, 2, 8, 8)
+    sizes = {name: tuple(a.shape[1:]) for name, a in out2["activity"].items()}
+    assert sizes == {"E1": (4, 4, 4), "E2": (8, 2, 2), "R": (8, 2, 2), "D1": (4, 4, 4), "D2": (4, 8, 8)}
+    assert state2[0][0].shape == (3, 4, 4, 4) and not torch.equal(state2[0][0], state[0][0])
+    with pytest.raises(ValueError, match=r"skip 'E1' -> 'D2': source \(3, 3\), target \(4, 4\).*divisible"):
+        net(torch.ones(1, 2, 6, 6), None)
+    with pytest.raises(ValueError, match=r"output is \(8, 8\) for an input of \(7, 7\).*divisible"):
+        net(torch.ones(1, 2, 7, 7), None)
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        ([LayerSpec("a", 4, relu, skip=Skip("b"))], r"skip 'b' -> 'a': the source must be an earlier layer"),
+        ([LayerSpec("a", 4, relu), LayerSpec("a", 4, relu)], "layer name 'a' used twice"),
+        (
+            [LayerSpec("a", 4, relu), LayerSpec("b", 6, relu, skip=Skip("a"))],
+            r"skip 'a' -> 'b' \(add into the output\): 'a' has 4 channels, the target's output 6",
+        ),
+        (
+            [LayerSpec("a", 4, relu), LayerSpec("b", 4, relu, stride=2, skip=Skip("a", mode="concat"))],
+            r"'a' is at the input resolution, the target's output at 1/2 of the input resolution",
+        ),
+        (
+            [  # an input skip merges before the target's upsampling: at b's 1/2, not at the full resolution
+                LayerSpec("a", 4, relu),
+                LayerSpec("b", 4, relu, stride=2),
+                LayerSpec("c", 4, relu, upsample=2, skip=Skip("a", into="input")),
+            ],
+            r"'a' is at the input resolution, the target's input at 1/2 of the input resolution",
+        ),
+        ([LayerSpec("a", 4, relu, stride=0)], r"layer 'a': stride=0: expected an integer >= 1"),
+        ([LayerSpec("a", 4, relu, upsample=2, upsample_mode="cubic")], "upsample_mode='cubic'"),
+        ([], "expected at least one layer"),
+    ],
+)
+def test_invalid_body_specs_raise_clear_errors(specs: list[LayerSpec], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RecurrentBody(2, specs)
+
+
+def test_invalid_skips_heads_and_strides_raise_clear_errors() -> None:
+    with pytest.raises(ValueError, match="mode='sum': expected one of"):
+        Skip("a", mode="sum")
+    with pytest.raises(ValueError, match="into='middle': expected one of"):
+        Skip("a", into="middle")
+    one_layer = RecurrentBody(2, [LayerSpec("a", 4, relu)])
+    with pytest.raises(ValueError, match="FlowHead takes 8 channels, the body gives 4"):
+        RecurrentNetwork(body=one_layer, head=FlowHead(8, flow_scaling=1.0))
+    strided = RecurrentBody(2, [LayerSpec("a", 4, relu, stride=2)])
+    with pytest.raises(ValueError, match="the body ends at 1/2 of the input resolution"):
+        RecurrentNetwork(body=strided, head=FlowHead(4, flow_scaling=1.0))
+    with pytest.raises(ValueError, match="ConvGRU: stride=2"):
+        RecurrentBody(2, [LayerSpec("g", 4, partial(ConvGRU, kernel_size=3), stride=2)])
+    with pytest.raises(ValueError, match=r"residual skips land on \['R1b', 'R2b'\]"):
+        firenet_body(2, 4, feedforward=relu, recurrent=relu, names=SHORT_LAYER_NAMES, residual=True)
+
+
+def test_a_head_names_its_output() -> None:
+    """Another head (a depth head, say) plugs into the same network; its prediction is out[output_key]."""
+
+    class MeanDepth(PredictionHead):
+        output_key = "depth"
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return features.mean(dim=1, keepdim=True)
+
+    net = RecurrentNetwork(body=RecurrentBody(2, [LayerSpec("a", 4, relu)]), head=MeanDepth(4))
+    out, _ = net(windows(1)[0], None)
+    assert list(out) == ["depth", "activity"] and out["depth"].shape == (3, 1, 8, 8)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_spiking_layers_satisfy_the_spike_statistics_protocol(name: str) -> None:
+    net = NETWORKS[name]()
+    expected = [f"layers.{layer}" for layer in net.layer_names] if name in SPIKING else []
+    assert list(spiking_layers(net)) == expected
+
+
+def test_networks_copy_and_pickle() -> None:
+    net = LIFFireNet(**SMALL, residual=True)
+    (x,) = windows(1)
+    for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert torch.equal(clone(x, None)[0]["flow"], net(x, None)[0]["flow"])

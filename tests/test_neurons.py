@@ -18,6 +18,7 @@ from tinyflow.models.neurons import (
     SnnTorchConvLIF,
     SpikeFunction,
     build_spiking_layer,
+    resolve_neuron_kwargs,
 )
 
 INPUTS = [0.9, 0.4, 1.5, 0.0, 2.0, 0.7, -0.6, 1.1]
@@ -319,3 +320,22 @@ def test_snntorch_lif_keeps_no_graph_on_the_module() -> None:
     layer = SnnTorchConvLIF(2, 3)
     layer(torch.rand(1, 2, 4, 4), None)
     copy.deepcopy(layer)  # fails if snntorch's cached membrane (a non-leaf tensor) stays on the module
+
+
+def test_neuron_kwargs_resolve_shared_settings_and_the_chosen_types_section() -> None:
+    kwargs = {
+        "surrogate_width": 2.0,
+        "plif": {"trace_weight_init": (-1.0, 0.0)},
+        "alif": {"adapt_thresh_init": (1.0, 0.0)},  # checked against ALIF, not applied to PLIF
+    }
+    assert resolve_neuron_kwargs("Net", "plif", kwargs) == {
+        "surrogate_width": 2.0,
+        "trace_weight_init": (-1.0, 0.0),
+    }
+    assert resolve_neuron_kwargs("Net", "lif", None) == {}
+    with pytest.raises(
+        ValueError, match=r"Net: neuron='lif': neuron_kwargs.trace_leak_init is not a setting of 'lif'"
+    ):
+        resolve_neuron_kwargs("Net", "lif", {"trace_leak_init": (-4.0, 0.1)})
+    with pytest.raises(ValueError, match="Net: neuron='relu': expected one of"):
+        resolve_neuron_kwargs("Net", "relu", {})

@@ -1,4 +1,4 @@
-"""Non-spiking layers of the flow networks, with the spiking layers' ``(x, state) -> (y, state)`` API."""
+"""Non-spiking layers of the network bodies, with the spiking layers' ``(x, state) -> (y, state)`` API."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from torch import Tensor, nn
 
 
 class ConvReLU(nn.Module):
-    """Stateless ``relu(conv(x))`` (conv with bias, ``padding = kernel_size // 2``); state stays ``None``."""
+    """Stateless ``relu(conv(x))`` (conv with bias, ``padding = kernel_size // 2``); state stays ``None``.
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+    With ``stride`` s the output has ``1 / s`` of the input resolution (a strided encoder layer).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
 
     def forward(self, x: Tensor, state: None = None) -> tuple[Tensor, None]:
         return torch.relu(self.conv(x)), None
@@ -22,10 +25,16 @@ class ConvGRU(nn.Module):
 
     ``u = sigmoid(W_u [x, h])``, ``r = sigmoid(W_r [x, h])``, ``c = tanh(W_c [x, r * h])``,
     ``h' = (1 - u) * h + u * c``. Orthogonal weights and zero biases at init (as in event_flow).
+    The hidden state has the input's resolution: ``stride`` must be 1 (it is an argument so that a
+    network body can ask every layer for its stride).
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3) -> None:
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, stride: int = 1) -> None:
         super().__init__()
+        if stride != 1:
+            raise ValueError(
+                f"ConvGRU: stride={stride!r}: expected 1 (the hidden state keeps the resolution)"
+            )
         self.hidden_channels = hidden_channels
         gate_in = in_channels + hidden_channels
         padding = kernel_size // 2
@@ -46,32 +55,3 @@ class ConvGRU(nn.Module):
         candidate = torch.tanh(self.candidate(torch.cat([x, reset * state], dim=1)))
         hidden = (1 - update) * state + update * candidate
         return hidden, hidden
-
-
-class FlowPrediction(nn.Module):
-    """``flow = flow_scaling * tanh(conv1x1(h))`` [B, 2, H, W]: (x, y) displacement in pixels over the window.
-
-    Args:
-        in_channels: channels of the last feature map.
-        flow_scaling: pixels of displacement at ``tanh = 1``.
-        weight_scale: if set, weights start uniform in ``+-weight_scale`` and biases at zero
-            (event_flow uses 0.01 for its spiking and feed-forward nets); else PyTorch's default init.
-        bias: give the conv a bias. Without one the flow can only come from the features: a bias
-            lets a network lower the CMax loss with one flow for the whole batch and ignore its input.
-    """
-
-    def __init__(
-        self, in_channels: int, flow_scaling: float, weight_scale: float | None = None, bias: bool = True
-    ) -> None:
-        super().__init__()
-        if not flow_scaling > 0:
-            raise ValueError(f"flow_scaling={flow_scaling!r}: expected a positive number of pixels")
-        self.conv = nn.Conv2d(in_channels, 2, kernel_size=1, bias=bias)
-        self.flow_scaling = float(flow_scaling)
-        if weight_scale is not None:
-            nn.init.uniform_(self.conv.weight, -weight_scale, weight_scale)
-            if bias:
-                nn.init.zeros_(self.conv.bias)
-
-    def forward(self, features: Tensor) -> Tensor:
-        return self.flow_scaling * torch.tanh(self.conv(features))

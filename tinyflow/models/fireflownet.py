@@ -12,73 +12,30 @@ from functools import partial
 from typing import Any
 
 from tinyflow.models.blocks import ConvReLU
-from tinyflow.models.firenet import (
-    PRED_WEIGHT_SCALE,
-    RESIDUAL_SKIPS,
-    firenet_layers,
-    spiking_layer_factory,
-)
-from tinyflow.models.network import SequentialFlowNetwork
+from tinyflow.models.body import LayerBuilder
+from tinyflow.models.firenet import FireNetFamily, reject_neuron, spiking_builders
 
 
-class FireFlowNet(SequentialFlowNetwork):
-    """Stateless ANN: seven ReLU convs and the flow prediction.
+class FireFlowNet(FireNetFamily):
+    """Stateless ANN: seven ReLU convs and the flow prediction (arguments: :class:`FireNetFamily`)."""
 
-    Arguments: as in ``FireNet``, except that ``prediction_init_scale`` defaults to event_flow's 0.01.
-    """
-
-    def __init__(
-        self,
-        num_bins: int = 2,
-        base_num_channels: int = 32,
-        kernel_size: int = 3,
-        flow_scaling: float = 128.0,
-        mask_output: bool = False,
-        residual: bool = False,
-        prediction_bias: bool = True,
-        prediction_init_scale: float | None = PRED_WEIGHT_SCALE,
-    ) -> None:
+    @classmethod
+    def layer_builders(
+        cls, neuron: str | None, neuron_kwargs: Mapping[str, Any] | None, kernel_size: int
+    ) -> tuple[LayerBuilder, LayerBuilder]:
+        reject_neuron(cls.__name__, neuron, neuron_kwargs)
         conv = partial(ConvReLU, kernel_size=kernel_size)
-        layers = firenet_layers(num_bins, base_num_channels, feedforward=conv, recurrent=conv)
-        skips = RESIDUAL_SKIPS if residual else {}
-        super().__init__(
-            num_bins,
-            layers,
-            skips,
-            base_num_channels,
-            flow_scaling,
-            mask_output,
-            prediction_init_scale,
-            prediction_bias,
-        )
+        return conv, conv
 
 
-class LIFFireFlowNet(SequentialFlowNetwork):
-    """Seven non-recurrent spiking layers and the flow prediction. Arguments: as in ``LIFFireNet``."""
+class LIFFireFlowNet(FireNetFamily):
+    """Seven non-recurrent spiking layers and the flow prediction (arguments: :class:`FireNetFamily`)."""
 
-    def __init__(
-        self,
-        num_bins: int = 2,
-        base_num_channels: int = 32,
-        kernel_size: int = 3,
-        neuron: str = "lif",
-        neuron_kwargs: Mapping[str, Any] | None = None,
-        flow_scaling: float = 128.0,
-        mask_output: bool = False,
-        residual: bool = False,
-        prediction_bias: bool = True,
-        prediction_init_scale: float | None = PRED_WEIGHT_SCALE,
-    ) -> None:
-        spiking = spiking_layer_factory(neuron, kernel_size, False, neuron_kwargs)
-        layers = firenet_layers(num_bins, base_num_channels, feedforward=spiking, recurrent=spiking)
-        skips = RESIDUAL_SKIPS if residual else {}
-        super().__init__(
-            num_bins,
-            layers,
-            skips,
-            base_num_channels,
-            flow_scaling,
-            mask_output,
-            prediction_init_scale,
-            prediction_bias,
-        )
+    default_neuron = "lif"
+
+    @classmethod
+    def layer_builders(
+        cls, neuron: str | None, neuron_kwargs: Mapping[str, Any] | None, kernel_size: int
+    ) -> tuple[LayerBuilder, LayerBuilder]:
+        spiking, _ = spiking_builders(cls.__name__, neuron, neuron_kwargs, kernel_size)
+        return spiking, spiking

@@ -1,4 +1,4 @@
-"""A flow network as named layers run in order, optional skip connections and a flow prediction head."""
+"""A network = a body (:class:`~tinyflow.models.body.RecurrentBody`) + a head (:mod:`tinyflow.models.heads`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from tinyflow.models.blocks import FlowPrediction
-
-LayerState = Any  # None, a tensor, or a tuple of tensors, as the layer defines
-NetworkState = list[LayerState]
+from tinyflow.models.body import NetworkState, RecurrentBody
+from tinyflow.models.heads import PredictionHead
 
 
 def event_presence_mask(x: Tensor) -> Tensor:
@@ -17,78 +15,71 @@ def event_presence_mask(x: Tensor) -> Tensor:
     return (x != 0).any(dim=1, keepdim=True).to(x.dtype)
 
 
-class SequentialFlowNetwork(nn.Module):
-    """Pure recurrent flow network: ``forward(x, state) -> (out, new_state)``.
+class RecurrentNetwork(nn.Module):
+    """Pure recurrent network: ``forward(x, state) -> (out, new_state)``.
 
-    Each layer has the interface ``layer(h, layer_state) -> (y, new_layer_state)``. The state is a list
-    with one entry per layer, in ``layer_names`` order (``None`` for stateless layers); ``state=None``
-    means all-zero state. ``out["flow"]`` is ``[B, 2, H, W]``, the (x, y) displacement in pixels over the
-    input window (channel 0 = x); ``out["activity"]`` maps each layer name to its output (spikes for
-    spiking layers) for firing-rate statistics.
+    The state is a list with one entry per body layer, in ``layer_names`` order (``None`` for stateless
+    layers); ``state=None`` means all-zero state. ``out[head.output_key]`` is the head's prediction at the
+    input resolution (``out["flow"]`` ``[B, 2, H, W]`` for a :class:`~tinyflow.models.heads.FlowHead`:
+    the (x, y) displacement in pixels over the input window, channel 0 = x); ``out["activity"]`` maps each
+    layer name to that layer's own output (spikes for spiking layers) for firing-rate statistics.
+
+    The body is held as ``layers`` and the head as ``prediction``, so state-dict keys read
+    ``layers.<layer name>.…`` and ``prediction.…`` (the keys of checkpoints from earlier runs).
 
     Args:
-        num_bins: input channels.
-        layers: name -> layer, in execution order.
-        skips: layer name -> name of an earlier layer whose output is added to this layer's output
-            before it feeds the next layer (the activity entry stays the layer's own output).
-        head_channels: channels of the last layer's output (input of the prediction conv).
-        flow_scaling: pixels of displacement at ``tanh = 1``.
-        mask_output: multiply the flow by :func:`event_presence_mask` of the input.
-        pred_weight_scale: init of the prediction conv, see :class:`FlowPrediction`.
-        prediction_bias: the prediction conv has a bias (see :class:`FlowPrediction`).
+        body: the layers; it must end at the input resolution with ``head.in_channels`` channels.
+        head: the prediction from the body's last features.
+        mask_output: multiply the prediction by :func:`event_presence_mask` of the input.
     """
 
-    def __init__(
-        self,
-        num_bins: int,
-        layers: dict[str, nn.Module],
-        skips: dict[str, str],
-        head_channels: int,
-        flow_scaling: float,
-        mask_output: bool,
-        pred_weight_scale: float | None,
-        prediction_bias: bool = True,
-    ) -> None:
+    def __init__(self, *, body: RecurrentBody, head: PredictionHead, mask_output: bool = False) -> None:
         super().__init__()
-        names = list(layers)
-        for target, source in skips.items():
-            if target not in layers or source not in layers or names.index(source) >= names.index(target):
-                raise ValueError(f"skip {source!r} -> {target!r}: expected an earlier layer into a later one")
-        self.num_bins = num_bins
-        self.layers = nn.ModuleDict(layers)
-        self.skips = dict(skips)
-        self.prediction = FlowPrediction(head_channels, flow_scaling, pred_weight_scale, prediction_bias)
+        name = type(self).__name__
+        if body.out_scale != 1:
+            raise ValueError(
+                f"{name}: the body ends at {body.out_scale} of the input resolution: expected the input "
+                f"resolution (the head predicts per input pixel)"
+            )
+        if head.in_channels != body.out_channels:
+            raise ValueError(
+                f"{name}: {type(head).__name__} takes {head.in_channels} channels, the body gives "
+                f"{body.out_channels}"
+            )
+        self.layers = body
+        self.prediction = head
         self.mask_output = mask_output
 
     @property
+    def num_bins(self) -> int:
+        """Channels of the input."""
+        return self.layers.in_channels
+
+    @property
     def layer_names(self) -> list[str]:
-        return list(self.layers)
+        return self.layers.layer_names
 
     def forward(self, x: Tensor, state: NetworkState | None = None) -> tuple[dict[str, Any], NetworkState]:
-        """One input window ``x [B, num_bins, H, W]``; returns ``({"flow", "activity"}, new_state)``."""
+        """One input window ``x [B, num_bins, H, W]``; returns ``({output_key, "activity"}, new_state)``."""
+        name = type(self).__name__
         if x.ndim != 4 or x.shape[1] != self.num_bins:
+            raise ValueError(f"{name}: input shape {tuple(x.shape)}: expected [B, {self.num_bins}, H, W]")
+        if state is not None and len(state) != len(self.layers):
             raise ValueError(
-                f"{type(self).__name__}: input shape {tuple(x.shape)}: expected [B, {self.num_bins}, H, W]"
-            )
-        if state is None:
-            state = [None] * len(self.layers)
-        elif len(state) != len(self.layers):
-            raise ValueError(
-                f"{type(self).__name__}: state has {len(state)} entries, expected {len(self.layers)} "
+                f"{name}: state has {len(state)} entries, expected {len(self.layers)} "
                 f"(one per layer: {self.layer_names})"
             )
-        activity: dict[str, Tensor] = {}
-        new_state: NetworkState = []
-        features = x
-        for (name, layer), layer_state in zip(self.layers.items(), state, strict=True):
-            output, layer_state = layer(features, layer_state)
-            activity[name] = output
-            new_state.append(layer_state)
-            features = output + activity[self.skips[name]] if name in self.skips else output
-        flow = self.prediction(features)
+        features, activity, new_state = self.layers(x, state)
+        if features.shape[-2:] != x.shape[-2:]:
+            raise ValueError(
+                f"{name}: the body's output is {tuple(features.shape[-2:])} for an input of "
+                f"{tuple(x.shape[-2:])}: expected the input's height and width to be divisible by the "
+                f"body's total stride"
+            )
+        prediction = self.prediction(features)
         if self.mask_output:
-            flow = flow * event_presence_mask(x)
-        return {"flow": flow, "activity": activity}, new_state
+            prediction = prediction * event_presence_mask(x)
+        return {self.prediction.output_key: prediction, "activity": activity}, new_state
 
 
-__all__ = ["NetworkState", "SequentialFlowNetwork", "event_presence_mask"]
+__all__ = ["NetworkState", "RecurrentNetwork", "event_presence_mask"]

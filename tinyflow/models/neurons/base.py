@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -124,6 +125,10 @@ class SpikingConv(nn.Module, ABC):
     """
 
     TRACE_KINDS = (None, "presynaptic", "spikes")
+    emits_spikes = True  # the SpikingLayer protocol of tinyflow.models.spiking (spike statistics)
+    # constructor arguments that are not user settings of the type (see ``neurons.registry.neuron_settings``):
+    # what a subclass fixes itself, or does not use
+    NON_SETTINGS: ClassVar[frozenset[str]] = frozenset({"trace"})
 
     def __init__(
         self,

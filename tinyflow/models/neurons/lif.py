@@ -20,6 +20,8 @@ class ConvLIF(SpikingConv):
         learn_thresh: threshold is learnable; otherwise a fixed buffer.
     """
 
+    NON_SETTINGS = frozenset({"trace", "trace_leak_init"})  # no trace
+
     def __init__(
         self,
         in_channels: int,

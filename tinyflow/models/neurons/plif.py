@@ -29,6 +29,8 @@ class ConvPLIF(ConvLIF):
         lif_kwargs: arguments of :class:`~tinyflow.models.neurons.lif.ConvLIF`.
     """
 
+    NON_SETTINGS = frozenset({"trace"})  # a presynaptic trace, with its own leak (a setting)
+
     def __init__(
         self,
         in_channels: int,

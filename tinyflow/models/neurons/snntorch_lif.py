@@ -31,6 +31,8 @@ class SnnTorchConvLIF(nn.Module):
             ConvSynapses.
     """
 
+    emits_spikes = True  # the SpikingLayer protocol of tinyflow.models.spiking (spike statistics)
+
     def __init__(
         self,
         in_channels: int,
