@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tinyflow.cmax.sharpness import sharpness_gain, warped_event_image
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.encodings import event_counts, event_list, pad_event_lists, voxel_grid
-from tinyflow.events.sharpness import sharpness_gain, warped_event_image
 from tinyflow.events.transforms import (
     FlowAugmentation,
     WindowSample,

@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
+from tinyflow.cmax.sharpness import sharpness_gain
 from tinyflow.events.core import Events
-from tinyflow.events.sharpness import sharpness_gain
 from tinyflow.events.transforms import (
     WindowSample,
     downsample,

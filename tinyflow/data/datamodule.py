@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing
 from tinyflow.data.sampler import SequentialBatchSampler
+from tinyflow.data.targets import TargetsConfig, WindowTarget, build_targets
 from tinyflow.events.transforms import FlowAugmentation
 from tinyflow.io.recording import Recording
 from tinyflow.synth.config import SynthConfig
@@ -43,6 +44,10 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         augmentation: :class:`FlowAugmentation` fields for training, or None.
         crop_size: (height, width) random crop per training episode, or None.
         val_batch_size: parallel streams in validation (1 keeps per-recording order simple).
+        targets: what each window carries besides its input (:func:`~tinyflow.data.targets.build_targets`):
+            target names (``[flow, depth]``), ``_target_`` configs, or a mapping name -> options. Default:
+            the ``flow`` target of each split's windowing (its ``flow_name``). A task checks the names it
+            needs with :meth:`require_targets`.
     """
 
     def __init__(
@@ -59,8 +64,10 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         num_workers: int = 0,
         val_batch_size: int = 1,
         seed: int = 0,
+        targets: TargetsConfig | None = None,
     ) -> None:
         super().__init__()
+        self.targets: tuple[WindowTarget, ...] = build_targets(targets)
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.train_windowing = Windowing(**(train_windowing or {}))
@@ -75,6 +82,22 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         self.seed = seed
         self.train_set: WindowDataset | None = None
         self.val_set: WindowDataset | None = None
+
+    @property
+    def target_names(self) -> list[str]:
+        """Names of the targets every window carries (e.g. ``['flow']``)."""
+        return [t.name for t in self.targets]
+
+    def require_targets(self, names: Iterable[str]) -> None:
+        """Raise a clear error unless the windows carry every target in ``names`` (a task's needs)."""
+        missing = [name for name in names if name not in self.target_names]
+        if missing:
+            wanted = ",".join([*self.target_names, *missing])
+            raise ValueError(
+                f"the task needs target(s) {missing}, but the data config ({type(self).__name__}) declares "
+                f"targets {self.target_names}; add them to the data config's targets, e.g. "
+                f"data.targets=[{wanted}]"
+            )
 
     @abc.abstractmethod
     def train_paths(self) -> list[Path | Recording]:
@@ -95,6 +118,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 self.crop_size,
                 self.hot_pixels,
                 self.seed,
+                self.targets,
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = WindowDataset(
@@ -105,6 +129,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 None,
                 None,
                 self.hot_pixels,
+                targets=self.targets,
             )
 
     def _loader(self, dataset: WindowDataset, batch_size: int, seq_len: int, shuffle: bool) -> DataLoader:

@@ -11,20 +11,16 @@ import torch
 from torch.utils.data import Dataset
 
 from tinyflow.data.sampler import WindowKey
+from tinyflow.data.targets import EpisodeView, FlowTarget, WindowTarget
 from tinyflow.events.encodings import encode, event_counts, event_list, pad_event_lists
-from tinyflow.events.transforms import (
-    FlowAugmentation,
-    WindowSample,
-    apply_transforms,
-    crop,
-    hot_pixel_mask,
-    remove_pixels,
-)
+from tinyflow.events.transforms import FlowAugmentation, WindowSample, hot_pixel_mask, remove_pixels
 from tinyflow.events.windows import Window, windows_by_count, windows_by_duration, windows_from_gt
 from tinyflow.io import open_recording
 from tinyflow.io.recording import Recording
 
 HOT_PIXEL_CHUNK = 1_000_000
+ITEM_KEYS = ("input", "events", "dt_us", "recording", "end_of_recording", "active")  # the dataset's own
+BATCH_KEYS = (*ITEM_KEYS, "event_mask")  # what collation adds
 
 
 @dataclass(frozen=True)
@@ -82,14 +78,15 @@ class HotPixelFilter:
 class WindowDataset(Dataset):
     """Windows of events from several recordings, indexed by :class:`WindowKey` (or a flat int).
 
-    Each item is a dict of numpy arrays:
-        ``input`` float32 [C, H, W] (encoding of the window), ``events`` float32 [N, 4] event list
-        ``(x, y, t_norm, p_sign)`` with t_norm over the window span, ``flow_gt`` float32 [2, H, W]
-        ((x, y) pixels over the window span; zeros without GT), ``gt_valid`` bool [H, W],
-        ``has_gt``, ``dt_us`` (window span in µs), ``recording``, ``end_of_recording``, ``active``.
+    Each item is a dict of numpy arrays: the dataset's own ``input`` float32 [C, H, W] (encoding of
+    the window), ``events`` float32 [N, 4] event list ``(x, y, t_norm, p_sign)`` with t_norm over the
+    window span, ``dt_us`` (window span in µs), ``recording``, ``end_of_recording``, ``active``; and the
+    entries of each of ``targets`` (default: :class:`~tinyflow.data.targets.FlowTarget` of the windowing's
+    flow set: ``flow_gt``, ``gt_valid``, ``has_gt``).
 
     Augmentation and crop are drawn once per episode (one stream's visit of a recording), so all
-    windows of a visit share them. Works with ``num_workers > 0``: recordings reopen per process.
+    windows of a visit share them; events and targets follow them alike. Works with
+    ``num_workers > 0``: recordings reopen per process.
     """
 
     def __init__(
@@ -102,9 +99,12 @@ class WindowDataset(Dataset):
         crop_size: tuple[int, int] | None = None,
         hot_pixels: HotPixelFilter | None = None,
         seed: int = 0,
+        targets: Sequence[WindowTarget] | None = None,
     ) -> None:
         if not paths:
             raise ValueError("WindowDataset needs at least one recording path, got none")
+        self.targets = tuple(t.bind(windowing) for t in (targets if targets is not None else [FlowTarget()]))
+        _check_target_keys(self.targets)
         self.recordings = [p if isinstance(p, Recording) else open_recording(p) for p in paths]
         self.windowing = windowing
         self.encoding = encoding
@@ -130,6 +130,10 @@ class WindowDataset(Dataset):
     def recording_names(self) -> list[str]:
         return [r.name for r in self.recordings]
 
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
     def __len__(self) -> int:
         return int(self._flat[-1])
 
@@ -140,33 +144,26 @@ class WindowDataset(Dataset):
         win = int(index - self._flat[rec])
         return WindowKey(rec, win, episode=0, end_of_recording=win == len(self.windows[rec]) - 1)
 
-    def _load(self, rec: int, window: Window) -> WindowSample:
+    def _load_events(self, rec: int, window: Window) -> WindowSample:
         recording = self.recordings[rec]
         events = recording.events(window.start, window.stop)
         if self.hot_masks[rec] is not None:
             events = remove_pixels(events, self.hot_masks[rec])
-        flow = valid = None
-        if window.gt_index >= 0:
-            flow, valid = recording.flow_map(self.windowing.flow_name, window.gt_index)
-            if valid is None:
-                valid = np.ones(recording.sensor_size, bool)
-        return WindowSample(events, recording.sensor_size, window.t_start_us, window.t_end_us, flow, valid)
+        return WindowSample(events, recording.sensor_size, window.t_start_us, window.t_end_us)
 
-    def _episode_view(self, sample: WindowSample, key: WindowKey) -> WindowSample:
+    def episode_view(self, key: WindowKey) -> EpisodeView:
+        """The crop and augmentation of the key's episode, drawn from its own seed (crop first)."""
         rng = np.random.default_rng((self.seed, key.recording, key.episode))
+        sensor_size = self.recordings[key.recording].sensor_size
+        box = None
         if self.crop_size is not None:
-            height, width = sample.sensor_size
+            height, width = sensor_size
             ch, cw = self.crop_size
             if ch > height or cw > width:
-                raise ValueError(
-                    f"crop_size {self.crop_size} is larger than sensor_size {sample.sensor_size}"
-                )
-            sample = crop(
-                sample, int(rng.integers(0, height - ch + 1)), int(rng.integers(0, width - cw + 1)), ch, cw
-            )
-        if self.augmentation is not None:
-            sample = apply_transforms(sample, self.augmentation.draw(rng))
-        return sample
+                raise ValueError(f"crop_size {self.crop_size} is larger than sensor_size {sensor_size}")
+            box = (int(rng.integers(0, height - ch + 1)), int(rng.integers(0, width - cw + 1)), ch, cw)
+        transforms = self.augmentation.draw(rng) if self.augmentation is not None else ()
+        return EpisodeView(box, transforms)
 
     def __getitem__(self, index: int | WindowKey) -> dict[str, np.ndarray | int | bool]:
         key = self._key(index)
@@ -176,17 +173,17 @@ class WindowDataset(Dataset):
             return {
                 "input": np.zeros((channels, height, width), np.float32),
                 "events": np.zeros((0, 4), np.float32),
-                "flow_gt": np.zeros((2, height, width), np.float32),
-                "gt_valid": np.zeros((height, width), bool),
-                "has_gt": False,
+                **self._target_arrays([None] * len(self.targets), self.sensor_size),
                 "dt_us": 0,
                 "recording": -1,
                 "end_of_recording": True,
                 "active": False,
             }
-        window = self.windows[key.recording][key.window]
-        sample = self._episode_view(self._load(key.recording, window), key)
-        has_gt = sample.flow is not None
+        recording, window = self.recordings[key.recording], self.windows[key.recording][key.window]
+        view = self.episode_view(key)
+        sample = view(self._load_events(key.recording, window))
+        data = [t.load(recording, window) for t in self.targets]
+        data = [None if d is None else t.view(d, view) for t, d in zip(self.targets, data, strict=True)]
         return {
             "input": encode(
                 sample.events,
@@ -197,16 +194,32 @@ class WindowDataset(Dataset):
                 sample.t_end_us,
             ),
             "events": event_list(sample.events, sample.t_start_us, sample.t_end_us),
-            "flow_gt": np.ascontiguousarray(sample.flow, np.float32)
-            if has_gt
-            else np.zeros((2, height, width), np.float32),
-            "gt_valid": np.ascontiguousarray(sample.valid) if has_gt else np.zeros((height, width), bool),
-            "has_gt": has_gt,
+            **self._target_arrays(data, sample.sensor_size),
             "dt_us": window.duration_us,
             "recording": key.recording,
             "end_of_recording": key.end_of_recording,
             "active": True,
         }
+
+    def _target_arrays(self, data: list, sensor_size: tuple[int, int]) -> dict[str, np.ndarray | bool]:
+        out: dict[str, np.ndarray | bool] = {}
+        for target, d in zip(self.targets, data, strict=True):
+            out.update(target.absent(sensor_size) if d is None else target.arrays(d))
+        return out
+
+
+def _check_target_keys(targets: Sequence[WindowTarget]) -> None:
+    """Each target's item keys are its own: not the dataset's, not another target's."""
+    owners: dict[str, str] = dict.fromkeys(BATCH_KEYS, "the dataset")
+    for target in targets:
+        if not isinstance(target, WindowTarget):
+            raise TypeError(f"WindowDataset targets must be WindowTarget instances, got {target!r}")
+        for name in target.absent((1, 1)):
+            if name in owners:
+                raise ValueError(
+                    f"target '{target.name}' adds item key '{name}', which {owners[name]} already adds"
+                )
+            owners[name] = f"target '{target.name}'"
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,25 @@ recording's time index only, so a recording is never read whole to build its win
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from tinyflow.io.recording import Recording
+
+class TimeIndexed(Protocol):
+    """What windowing reads of a recording: its time index (:class:`tinyflow.io.recording.Recording`)."""
+
+    @property
+    def num_events(self) -> int: ...
+
+    @property
+    def t_end_us(self) -> int: ...
+
+    def timestamps_at(self, indices: np.ndarray) -> np.ndarray: ...
+
+    def index_at_time(self, t_us: np.ndarray | int) -> np.ndarray: ...
+
+    def flow_intervals(self, name: str) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,7 @@ def count_window_bounds(num_events: int, events_per_window: int) -> np.ndarray:
     return np.stack([starts, starts + events_per_window], axis=1)
 
 
-def windows_by_count(recording: Recording, events_per_window: int) -> list[Window]:
+def windows_by_count(recording: TimeIndexed, events_per_window: int) -> list[Window]:
     """Consecutive windows of exactly ``events_per_window`` events."""
     bounds = count_window_bounds(recording.num_events, events_per_window)
     if len(bounds) == 0:
@@ -64,7 +79,7 @@ def windows_by_count(recording: Recording, events_per_window: int) -> list[Windo
 
 
 def windows_by_duration(
-    recording: Recording, duration_us: int, t_begin_us: int = 0, t_stop_us: int | None = None
+    recording: TimeIndexed, duration_us: int, t_begin_us: int = 0, t_stop_us: int | None = None
 ) -> list[Window]:
     """Consecutive windows of ``duration_us`` µs covering ``[t_begin_us, t_stop_us)`` (default: to the last event).
 
@@ -83,7 +98,7 @@ def windows_by_duration(
     ]
 
 
-def windows_from_gt(recording: Recording, flow_name: str = "dt1") -> list[Window]:
+def windows_from_gt(recording: TimeIndexed, flow_name: str = "dt1") -> list[Window]:
     """One window per ground-truth flow map of set ``flow_name``: the events in ``[t_start_us, t_end_us)``.
 
     Use ``flow_name="dt4"`` for the dt=4 protocol (maps spanning four frame intervals).

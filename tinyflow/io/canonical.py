@@ -408,6 +408,14 @@ class CanonicalRecording(H5Recording):
             return None
         return DepthGT(self._file["depth/depth"][:], self._file["depth/t_us"][:])
 
+    def depth_t_us(self) -> np.ndarray | None:
+        return self._file["depth/t_us"][:].astype(np.int64) if self._has["depth"] else None
+
+    def depth_map(self, k: int) -> np.ndarray:
+        if not self._has["depth"]:
+            raise KeyError(f"{self.path}: no depth ground truth")
+        return self._file["depth/depth"][k].astype(np.float32, copy=False)
+
     def frames(self) -> Frames | None:
         if not self._has["images"]:
             return None

@@ -68,6 +68,18 @@ class Recording(abc.ABC):
     def depth(self) -> DepthGT | None:
         return None
 
+    def depth_t_us(self) -> np.ndarray | None:
+        """int64 [K] times of the depth maps, or None without depth GT (no maps read where the layout allows)."""
+        depth = self.depth()
+        return None if depth is None else np.asarray(depth.t_us, np.int64)
+
+    def depth_map(self, k: int) -> np.ndarray:
+        """Depth map ``k``, float32 [H, W] metres (NaN = invalid)."""
+        depth = self.depth()
+        if depth is None:
+            raise KeyError(f"{self.path}: no depth ground truth")
+        return np.asarray(depth.depth[k], np.float32)
+
     def frames(self) -> Frames | None:
         return None
 
