@@ -8,8 +8,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 
-from tinyflow.config import register_resolvers
-from tinyflow.summary import recordings_table
+from tinyflow.app.console import recordings_table
+from tinyflow.app.resolvers import register_resolvers
 from tinyflow.viz.blueprint import dataset_blueprint
 from tinyflow.viz.dataset import as_recordings, show_recordings
 from tinyflow.viz.sink import RerunSink

@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from tinyflow.config import register_resolvers
-from tinyflow.workflows import validate
+from tinyflow.app.resolvers import register_resolvers
+from tinyflow.app.validate import validate
 
 register_resolvers()
 

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from tinyflow.config import register_resolvers
+from tinyflow.app.resolvers import register_resolvers
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 

@@ -7,7 +7,8 @@ import shutil
 import pytest
 from mlflow import MlflowClient
 
-from tinyflow.workflows import train, validate
+from tinyflow.app.train import train
+from tinyflow.app.validate import validate
 
 MEDIA = ["callbacks.media.train_every_n_steps=1"]
 

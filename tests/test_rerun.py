@@ -16,10 +16,12 @@ import rerun.blueprint as rrb
 from hydra.utils import instantiate
 from rerun.chunk import RrdReader
 
+from tinyflow.app.build import build_task, build_trainer
+from tinyflow.app.train import train
+from tinyflow.app.validate import validate
 from tinyflow.callbacks.media import LoggerMediaCallback
 from tinyflow.callbacks.rerun import RerunCallback
 from tinyflow.viz import colour_wheel_legend, events_to_rgb, flow_to_rgb, sparse_arrows
-from tinyflow.workflows import build_module, build_trainer, train, validate
 
 TRAIN_ENTITIES = {"/train/events", "/train/flow", "/train/flow/arrows", "/train/loss"}
 TRAIN_ENTITIES |= {"/train/iwe/unwarped", "/train/iwe/t_start", "/train/iwe/t_end", "/train/firing_rate/head"}
@@ -96,7 +98,7 @@ def test_blueprint_comes_from_the_config_and_nothing_observes_without_a_visualis
     assert callback.recording is None, "no viewer is started before setup"
 
     cfg = compose_config("train", ["logger=csv"])
-    trainer, module = build_trainer(cfg), build_module(cfg)
+    trainer, module = build_trainer(cfg), build_task(cfg)
     media = next(c for c in trainer.callbacks if isinstance(c, LoggerMediaCallback))
     media.setup(trainer, module, "fit")
     assert module.window_observers == [], "without W&B / MLflow the media callback stays idle"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import TINY_TRAIN
 
+from tinyflow.app.runs import find_run
 from tinyflow.data.sampler import SequentialBatchSampler
-from tinyflow.runs import find_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

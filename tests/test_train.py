@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import h5py
 import lightning as L
@@ -17,11 +18,14 @@ import torch
 from conftest import TINY_TRAIN
 from hydra.utils import instantiate
 
+from tinyflow.app.build import build_task, build_trainer
+from tinyflow.app.runs import find_run
+from tinyflow.app.train import train
+from tinyflow.app.validate import validate
 from tinyflow.events.groundtruth import FlowGT
 from tinyflow.io import open_recording, write_canonical
+from tinyflow.models.neurons import NEURON_TYPES
 from tinyflow.models.stateful import map_state
-from tinyflow.runs import find_run
-from tinyflow.workflows import build_module, build_trainer, train, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +139,7 @@ def test_validate_on_event_flow_layout_matches_canonical(compose_config, tmp_pat
 def test_state_is_detached_after_each_step_and_reset_at_recording_end(compose_config) -> None:
     cfg = compose_config("train", ["trainer.max_steps=8", "+callbacks.state._target_=test_train.StateChecks"])
     datamodule = instantiate(cfg.data)
-    module = build_module(cfg)
+    module = build_task(cfg)
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule)
     checks = next(c for c in trainer.callbacks if isinstance(c, StateChecks))
@@ -180,10 +184,59 @@ def test_unknown_run_names_the_known_runs(compose_config, tmp_path) -> None:
         validate(compose_config("validate", ["runid=nope"]))
 
 
-@pytest.mark.parametrize("model", ["firenet", "lif_firenet_short", "lif_fireflownet", "fireflownet"])
-def test_other_models_train_with_fast_dev_run(compose_config, model: str) -> None:
-    results = train(compose_config("train", [f"model={model}", "debug=fdr"]))
-    assert np.isfinite(results["mean"]["aee"])
+class InitialWeights(L.Callback):
+    """Keeps a copy of the task's weights at the start of training (``InitialWeights.state``)."""
+
+    state: ClassVar[dict[str, torch.Tensor]] = {}
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        InitialWeights.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+
+MODELS = sorted(p.stem for p in (ROOT / "config" / "model").glob("*.yaml"))
+SPIKING_MODELS = [m for m in MODELS if m.startswith("lif_")]  # ANN FireNet / FireFlowNet take no neuron
+ANN_MODELS = [m for m in MODELS if m not in SPIKING_MODELS]
+ALL_PAIRS = [(m, n) for m in SPIKING_MODELS for n in NEURON_TYPES] + [(m, None) for m in ANN_MODELS]
+# The default run covers every model and every neuron once; -m slow runs every pair.
+QUICK_PAIRS = [(m, "lif") for m in SPIKING_MODELS] + [("lif_firenet", n) for n in NEURON_TYPES if n != "lif"]
+QUICK_PAIRS += [(m, None) for m in ANN_MODELS]
+
+
+def train_fast_dev_run(compose_config, tmp_path: Path, model: str, neuron: str | None) -> None:
+    """``python train.py task=flow model=<model> model.neuron=<neuron> debug=fdr``: one step changes the
+    weights, and the validation reports the flow metrics."""
+    overrides = [
+        "task=flow",
+        f"model={model}",
+        "debug=fdr",
+        "+callbacks.initial._target_=test_train.InitialWeights",
+    ]
+    results = train(compose_config("train", overrides + ([f"model.neuron={neuron}"] if neuron else [])))
+    trained = torch.load(
+        tmp_path / "runs" / results["run_id"] / "checkpoints" / "last.ckpt", weights_only=False
+    )
+    changed = [k for k, v in trained["state_dict"].items() if not torch.equal(v, InitialWeights.state[k])]
+    assert changed, "a training step left every weight unchanged"
+    assert set(results["mean"]) == {"aee", "outliers", "aee_zero", "aae", "fwl", "rsat"}
+    assert results["mean"]["aee_zero"] > 0
+
+
+@pytest.mark.parametrize(("model", "neuron"), QUICK_PAIRS)
+def test_every_model_and_neuron_trains_a_fast_dev_run(compose_config, tmp_path, model, neuron) -> None:
+    train_fast_dev_run(compose_config, tmp_path, model, neuron)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "neuron"), [p for p in ALL_PAIRS if p not in QUICK_PAIRS])
+def test_every_supported_pair_trains_a_fast_dev_run(compose_config, tmp_path, model, neuron) -> None:
+    train_fast_dev_run(compose_config, tmp_path, model, neuron)
+
+
+@pytest.mark.parametrize("model", ANN_MODELS)
+def test_a_neuron_for_an_ann_is_refused_naming_both(compose_config, model: str) -> None:
+    with pytest.raises(Exception, match=r"(?s)(?=.*lif)(?=.*ANN)") as raised:
+        train(compose_config("train", [f"model={model}", "model.neuron=lif", "debug=fdr"]))
+    assert model.replace("_", "").lower() in str(raised.value).replace("_", "").lower()
 
 
 def test_wandb_logger_runs_offline_without_credentials(compose_config, tmp_path, monkeypatch) -> None:

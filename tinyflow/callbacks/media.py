@@ -7,7 +7,7 @@ import numpy as np
 from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 
 from tinyflow.callbacks.windows import WindowImages, WindowRenderer
-from tinyflow.lit.flow import FlowLightningModule, ObservedWindow
+from tinyflow.tasks import ObservedWindow, RecurrentTask
 from tinyflow.viz.colors import events_to_rgb, flow_to_rgb, scalar_to_rgb
 
 IMAGE_LOGGERS = (WandbLogger, MLFlowLogger)
@@ -38,14 +38,14 @@ class LoggerMediaCallback(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._loggers = [lg for lg in trainer.loggers if isinstance(lg, IMAGE_LOGGERS)]
-        if not self._loggers or not trainer.is_global_zero or not isinstance(pl_module, FlowLightningModule):
+        if not self._loggers or not trainer.is_global_zero or not isinstance(pl_module, RecurrentTask):
             return
         self._trainer = trainer
-        self._renderer = WindowRenderer(pl_module.loss_factory, self.stream)
+        self._renderer = WindowRenderer(self.stream)
         pl_module.window_observers.append(self._observe)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if isinstance(pl_module, FlowLightningModule) and self._observe in pl_module.window_observers:
+        if isinstance(pl_module, RecurrentTask) and self._observe in pl_module.window_observers:
             pl_module.window_observers.remove(self._observe)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -12,7 +12,7 @@ import rerun.blueprint as rrb
 from lightning.pytorch.trainer.states import TrainerFn
 
 from tinyflow.callbacks.windows import WindowImages, WindowRenderer, firing_rates, spiking_layer_names
-from tinyflow.lit.flow import FlowLightningModule, ObservedWindow
+from tinyflow.tasks import ObservedWindow, RecurrentTask
 from tinyflow.viz.entities import log_colour_wheel, log_events, log_flow, log_scalar_map
 from tinyflow.viz.sink import RerunSink
 
@@ -24,7 +24,7 @@ class RerunCallback(L.Callback):
 
     Timelines: ``step`` (optimiser steps) for everything, and ``val_window`` (index of the window in the
     validation pass) for validation windows. Only the global rank 0 visualises. The callback observes the
-    module through :attr:`FlowLightningModule.window_observers` from ``setup`` to ``teardown`` only.
+    task through :attr:`RecurrentTask.window_observers` from ``setup`` to ``teardown`` only.
 
     Args:
         mode, address, port, web_viewer, web_port: where the recording goes (see
@@ -78,15 +78,15 @@ class RerunCallback(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not trainer.is_global_zero:
             return
-        if not isinstance(pl_module, FlowLightningModule):
-            raise TypeError(f"RerunCallback: expected a FlowLightningModule; got {type(pl_module).__name__}")
+        if not isinstance(pl_module, RecurrentTask):
+            raise TypeError(f"RerunCallback: expected a tinyflow task; got {type(pl_module).__name__}")
         if self.recording is None:
             self.recording = self._sink(trainer, stage).open(
                 self.application_id, Path(trainer.default_root_dir).name, self.blueprint
             )
             log_colour_wheel(self.recording)
         self._trainer = trainer
-        self._renderer = WindowRenderer(pl_module.loss_factory, self.stream)
+        self._renderer = WindowRenderer(self.stream)
         self._spiking = spiking_layer_names(pl_module.network)
         pl_module.window_observers.append(self._observe)
 
@@ -100,18 +100,24 @@ class RerunCallback(L.Callback):
             self.recording.disconnect()
             self.recording = None
 
+    def close(self) -> None:
+        """Flush and disconnect the recording (the end of a run): nothing is left to send at exit, when the
+        viewer may be gone."""
+        if self.recording is not None:
+            self.recording.flush()
+            self.recording.disconnect()
+            self.recording = None
+
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._val_window = 0
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.recording is None or not isinstance(pl_module, FlowLightningModule):
+        if self.recording is None or not isinstance(pl_module, RecurrentTask):
             return
         self.recording.set_time("step", sequence=trainer.global_step)
-        results = pl_module.validation_results
-        for key in {k for metrics in results.values() for k in metrics}:
-            values = [m[key] for m in results.values() if key in m and math.isfinite(m[key])]
-            if values:
-                self.recording.log(f"metrics/val/{key}", rr.Scalars(math.fsum(values) / len(values)))
+        for key, value in pl_module.validation_results["mean"].items():
+            if math.isfinite(value):
+                self.recording.log(f"metrics/val/{key}", rr.Scalars(value))
 
     def _sink(self, trainer: L.Trainer, stage: str) -> RerunSink:
         if self.sink.mode != "save":
@@ -157,9 +163,8 @@ class RerunCallback(L.Callback):
         if images.flow_gt is not None:
             log_flow(recording, f"{stage}/flow_gt", images.flow_gt, self.arrow_stride, images.gt_valid, scale)
             log_scalar_map(recording, f"{stage}/flow_error", images.error, images.gt_valid)
-            aee = images.aee()
-            if aee is not None:
-                recording.log(f"{stage}/aee", rr.Scalars(aee))
+            if images.aee is not None:
+                recording.log(f"{stage}/aee", rr.Scalars(images.aee))
         log_flow(recording, f"{stage}/flow", images.flow, self.arrow_stride, max_magnitude=scale)
         log_events(recording, f"{stage}/iwe/unwarped", images.unwarped)
         if images.iwe_start is not None:

@@ -18,9 +18,27 @@ from torch import Tensor
 from tinyflow.cmax.event_list import EventsWithFlow, check_event_list
 from tinyflow.cmax.focus import squared_average_timestamp_loss, warped_event_images
 from tinyflow.cmax.splat import Splat, splat_bilinear
+from tinyflow.metrics.registry import Metric, register_task_metrics
 
 OUTLIER_THRESHOLD_PX = 3.0
 OUTLIER_RELATIVE_THRESHOLD = 0.05
+
+FLOW_METRICS = register_task_metrics(
+    "flow",
+    [
+        Metric(
+            "aee", "AEE", "px", True, "flow", "average endpoint error over pixels with events and valid GT"
+        ),
+        Metric(
+            "outliers", "outliers", "%", True, "flow", "pixels with endpoint error > 3 px and > 5 % of |GT|"
+        ),
+        Metric("aee_zero", "zero-flow AEE", "px", True, "flow", "AEE of a zero-flow prediction, for scale"),
+        Metric("aae", "AAE", "deg", True, "flow", "average angle between (u, v, 1) of prediction and GT"),
+        Metric("fwl", "FWL", None, False, "flow", "IWE variance with the flow / without (higher is sharper)"),
+        Metric("rsat", "RSAT", None, True, "flow", "squared average timestamps with the flow / without"),
+    ],
+    objective=("aee", "rsat"),
+)
 
 
 def rescale_flow(flow: Tensor, from_interval_us: float | Tensor, to_interval_us: float | Tensor) -> Tensor:

@@ -112,6 +112,13 @@ def ensure_synthetic_dataset(
         _write_text_atomically(
             manifest, json.dumps(dataset_spec(config, seed), indent=2, sort_keys=True) + "\n"
         )
+    missing = sum(
+        not recording_path(directory, split, index).exists()
+        for split, count in splits.items()
+        for index in range(count)
+    )
+    if missing:
+        print(f"generating the synthetic dataset ({missing} recordings) in {directory} ...", flush=True)
     return {
         split: write_synthetic_dataset(directory, config, count, split, seed, skip_existing=True)
         for split, count in splits.items()

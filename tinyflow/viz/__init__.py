@@ -6,11 +6,10 @@
 """
 
 from tinyflow.viz.colors import colour_wheel_legend, events_to_rgb, flow_to_rgb, scalar_to_rgb
-from tinyflow.viz.images import endpoint_error, event_counts, sparse_arrows
+from tinyflow.viz.images import event_counts, sparse_arrows
 
 __all__ = [
     "colour_wheel_legend",
-    "endpoint_error",
     "event_counts",
     "events_to_rgb",
     "flow_to_rgb",

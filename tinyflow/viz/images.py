@@ -1,4 +1,4 @@
-"""Numpy images of event lists and flow fields: per-polarity counts, endpoint errors, sparse arrows.
+"""Numpy images of event lists and flow fields: per-polarity counts, sparse arrows.
 
 Event lists are ``[N, 4]`` with columns (x, y, t_norm, p_sign) as the datasets produce them; images are
 ``[..., H, W]`` with (x, y) = (column, row).
@@ -23,11 +23,6 @@ def event_counts(events: np.ndarray, mask: np.ndarray, sensor_size: tuple[int, i
     counts = np.zeros((2, height, width), np.float32)
     np.add.at(counts, (channel[inside], y[inside], x[inside]), 1.0)
     return counts
-
-
-def endpoint_error(flow: np.ndarray, flow_gt: np.ndarray) -> np.ndarray:
-    """Endpoint error [H, W] in pixels between two flow fields [2, H, W]."""
-    return np.hypot(*(flow - flow_gt)).astype(np.float32)
 
 
 def sparse_arrows(

@@ -6,6 +6,7 @@ import netrc
 import os
 from pathlib import Path
 
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 WANDB_HOST = "api.wandb.ai"
@@ -32,7 +33,25 @@ def wandb_offline() -> bool:
     return not wandb_credentials_available()
 
 
+def monitored_metric(task_target: str) -> str:
+    """``val/<key>`` of the metric that a task's best checkpoint is selected by (its registry objective)."""
+    return f"val/{get_class(task_target).metrics().monitor.key}"
+
+
+def monitor_mode(task_target: str) -> str:
+    """``min`` or ``max``: the direction of :func:`monitored_metric`."""
+    return "min" if get_class(task_target).metrics().monitor.lower_is_better else "max"
+
+
+RESOLVERS = {
+    "wandb_offline": wandb_offline,
+    "monitored_metric": monitored_metric,
+    "monitor_mode": monitor_mode,
+}
+
+
 def register_resolvers() -> None:
     """Register tinyflow's resolvers once (safe to call repeatedly)."""
-    if not OmegaConf.has_resolver("wandb_offline"):
-        OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

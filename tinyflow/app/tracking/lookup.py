@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tinyflow.tracking.publish import MLFLOW_ARTIFACT_DIR, MLFLOW_RUN_DIR_TAG, wandb_artifact_name
+from tinyflow.app.tracking.publish import MLFLOW_ARTIFACT_DIR, MLFLOW_RUN_DIR_TAG, wandb_artifact_name
 
 CONFIG_NAME = "config.yaml"
 MLFLOW_RUN_ID = re.compile(r"[0-9a-f]{32}")

@@ -26,8 +26,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from tinyflow.config import wandb_offline
-from tinyflow.tracking.lookup import fetch_wandb_online, find_mlflow, find_wandb_offline, mlflow_store_exists
+from tinyflow.app.resolvers import wandb_offline
+from tinyflow.app.tracking.lookup import (
+    fetch_wandb_online,
+    find_mlflow,
+    find_wandb_offline,
+    mlflow_store_exists,
+)
 
 RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 RUN_ID_LENGTH = 8
@@ -127,7 +132,7 @@ class Trackers:
         mlflow_uri: MLflow tracking URI (runs by MLflow run id or name); None = no MLflow lookup. A local
             store that does not exist is skipped, never created.
         wandb_project, wandb_entity: W&B project (and entity, None = the default one) of the artifact
-            lookup on the W&B server; used only with W&B credentials (see :func:`tinyflow.config.wandb_offline`).
+            lookup on the W&B server; used only with W&B credentials (see :func:`tinyflow.app.resolvers.wandb_offline`).
     """
 
     mlflow_uri: str | None = None

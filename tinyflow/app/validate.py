@@ -1,0 +1,77 @@
+"""What ``validate.py`` does, importable and testable without the Hydra entry point."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from tinyflow.app.build import build_callbacks, build_task, close_callbacks
+from tinyflow.app.console import print_metrics, print_summary
+from tinyflow.app.quiet import quiet_console
+from tinyflow.app.resolvers import register_resolvers
+from tinyflow.app.runs import ARTIFACT_VERSION, Trackers, find_run
+from tinyflow.app.train import rerun_files
+
+VALIDATE_OVERRIDABLE_GROUPS = ("data", "trainer")
+# The network's input format: a checkpoint fixes it, so a replaced data group keeps the run's values.
+MODEL_INPUT_KEYS = ("encoding", "num_bins")
+# validate.py runs in one process whatever the run's trainer was (validation is not sharded).
+SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+
+
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Validate a run's checkpoint with its own config, with the user's overrides of data/trainer applied.
+
+    A replaced data group keeps the run's input format (:data:`MODEL_INPUT_KEYS`), which the checkpoint fixes.
+
+    ``runid`` is a local run id, a W&B run id or an MLflow run id or name (see
+    :func:`tinyflow.app.runs.find_run`); ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B
+    artifact version ``v<N>`` or a file. Validation runs in one process.
+
+    Returns:
+        ``{"recordings": {name: {key: value}}, "mean": {key: value}}`` (keys from the metric registry).
+    """
+    register_resolvers()
+    quiet_console()
+    which = str(cfg.checkpoint)
+    trackers = Trackers(**OmegaConf.to_container(cfg.trackers, resolve=True)) if cfg.get("trackers") else None
+    version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
+    run = find_run(str(cfg.runid), cfg.paths.runs_dir, trackers, version)
+    run_cfg = run.config()
+    trained_input = {key: run_cfg.data[key] for key in MODEL_INPUT_KEYS if key in run_cfg.data}
+    with open_dict(run_cfg):
+        for group in VALIDATE_OVERRIDABLE_GROUPS:
+            if cfg.get(group) is not None:
+                run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
+        run_cfg.data.update(trained_input)
+    checkpoint = run.checkpoint(which)
+    print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
+    datamodule = instantiate(run_cfg.data)
+    task = build_task(run_cfg)
+    trainer = instantiate(
+        run_cfg.trainer,
+        logger=False,
+        callbacks=build_callbacks(cfg),
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        **SINGLE_PROCESS,
+    )
+    start = time.perf_counter()
+    trainer.validate(
+        task, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=False, verbose=False
+    )
+    close_callbacks(trainer)
+    results = task.validation_results
+    print_metrics(results, task.metrics(), title=f"validation of run {run.run_id} ({Path(checkpoint).name})")
+    if cfg.get("output"):
+        Path(cfg.output).write_text(json.dumps(results, indent=2))
+    summary = {"run dir": run.run_dir.resolve(), "checkpoint": checkpoint, "metrics file": cfg.get("output")}
+    summary.update(rerun_files(trainer))
+    summary["wall time"] = f"{time.perf_counter() - start:.1f} s"
+    print_summary(summary, title=f"validation of run {run.run_id}")
+    return results

@@ -1,0 +1,181 @@
+"""The flow task: self-supervised optical flow by contrast maximisation, evaluated against GT where present.
+
+The network predicts flow in pixels per input window; the CMax loss warps each window's event list
+with it. Validation reports the metrics declared in :data:`tinyflow.metrics.flow.FLOW_METRICS`: errors
+against GT (AEE, % outliers, zero-flow AEE, AAE) on windows with GT, and the GT-free FWL and RSAT
+(event_flow's evaluation: nearest-pixel images) on every window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tinyflow.cmax.event_list import EventsWithFlow
+from tinyflow.cmax.splat import splat_nearest
+from tinyflow.cmax.warp import sample_flow_at_events
+from tinyflow.metrics.flow import (
+    FlowErrorMetrics,
+    endpoint_error,
+    event_pixel_mask,
+    flow_error_sums,
+    flow_warp_loss,
+    ratio_squared_average_timestamps,
+    rescale_flow,
+)
+from tinyflow.tasks.recurrent import ObservedWindow, RecurrentTask, Window
+
+
+class FlowTask(RecurrentTask):
+    """Trains a (spiking) flow network with a contrast-maximisation loss.
+
+    Args:
+        network: pure network whose output holds ``flow`` [B, 2, H, W], the (x, y) displacement in
+            pixels over the input window.
+        loss: factory ``loss(sensor_size=(H, W))`` of a CMax loss with ``accumulate/compute/reset/iwe``
+            (a ``_partial_`` Hydra config); one loss object is built per sensor size.
+        optimizer, scheduler, gradient_clip_val: see :class:`~tinyflow.tasks.recurrent.RecurrentTask`.
+    """
+
+    metric_task = "flow"
+    required_targets = ("flow",)
+
+    def __init__(
+        self,
+        network: nn.Module,
+        loss: Callable[..., Any],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+        gradient_clip_val: float | None = 100.0,
+    ) -> None:
+        super().__init__(network, optimizer, scheduler, gradient_clip_val)
+        self.loss_factory = loss
+        self._losses: dict[tuple[int, int], Any] = {}
+        self._loss: Any = None
+        self.flow_errors = FlowErrorMetrics()
+        self._focus: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+
+    def loss_for(self, sensor_size: tuple[int, int]) -> Any:
+        """The loss object for a sensor size (built once per size)."""
+        if sensor_size not in self._losses:
+            self._losses[sensor_size] = self.loss_factory(sensor_size=sensor_size)
+        return self._losses[sensor_size]
+
+    # Training.
+
+    def begin_sequence(self, batch: dict[str, Tensor]) -> None:
+        self._loss = self.loss_for(tuple(batch["input"].shape[-2:]))
+        self._loss.reset()
+
+    def accumulate(self, window: Window, output: dict[str, Any]) -> None:
+        self._loss.accumulate(window["events"], window["event_mask"], output["flow"])
+
+    def sequence_loss(self) -> Tensor:
+        return self._loss.compute()
+
+    def training_images(self) -> Callable[[], Any]:
+        return self._loss.iwe
+
+    def training_evaluation(self, window: Window, output: dict[str, Any]) -> dict[str, Tensor]:
+        return self._window_errors(window, output["flow"].detach())
+
+    # Validation.
+
+    def reset_evaluation(self) -> None:
+        self.flow_errors.reset()
+        self._focus.clear()
+
+    def evaluate_window(self, window: Window, output: dict[str, Any], names: list[str]) -> None:
+        flow = output["flow"].detach()
+        active = window["active"]
+        if not active.any():
+            return
+        self._update_focus(window, flow, active, [names[int(r)] for r in window["recording"][active]])
+        has_gt = active & window["has_gt"]
+        if has_gt.any():
+            pred, event_mask = self._gt_interval_prediction(window, flow, has_gt)
+            gt_names = [names[int(r)] for r in window["recording"][has_gt]]
+            self.flow_errors.update(
+                pred, window["flow_gt"][has_gt], event_mask, window["gt_valid"][has_gt], gt_names
+            )
+
+    def observe_window(self, window: Window, output: dict[str, Any]) -> ObservedWindow:
+        flow = output["flow"].detach()
+        batch = {key: value.unsqueeze(0) for key, value in window.items()}
+        iwe = partial(self._images_of_warped_events, window["events"], window["event_mask"], flow)
+        return ObservedWindow("val", batch, output, iwe=iwe, evaluation=self._window_errors(window, flow))
+
+    def evaluation_results(self) -> dict[str, dict[str, float]]:
+        results: dict[str, dict[str, float]] = {name: {} for name in self._focus}
+        for name, errors in self.flow_errors.compute().items():
+            results.setdefault(name, {}).update(
+                aee=errors.aee_px,
+                outliers=errors.outlier_percent,
+                aee_zero=errors.zero_flow_aee_px,
+                aae=errors.aae_deg,
+            )
+        for name, focus in self._focus.items():
+            for key, values in focus.items():
+                results[name][key] = math.fsum(values) / len(values)
+        return results
+
+    def _gt_interval_prediction(self, window: Window, flow: Tensor, streams: Tensor) -> tuple[Tensor, Tensor]:
+        """The prediction of ``streams`` brought to the GT interval, and their pixels with events.
+
+        The GT interval is the input window here; :func:`rescale_flow` keeps the interval change explicit.
+        """
+        dt = window["dt_us"][streams].to(flow.dtype)
+        pred = rescale_flow(flow[streams], dt, dt)
+        event_mask = event_pixel_mask(
+            window["events"][streams], window["event_mask"][streams], tuple(flow.shape[-2:])
+        )
+        return pred, event_mask
+
+    def _window_errors(self, window: Window, flow: Tensor) -> dict[str, Tensor]:
+        """Per-window errors for observers: ``flow_error`` [B, H, W] px (0 where GT is invalid) and ``aee``
+        [B] px over the metric's pixels (NaN without them); empty when no stream has GT."""
+        has_gt = window["active"] & window["has_gt"]
+        if not has_gt.any():
+            return {}
+        everything = torch.ones_like(has_gt)
+        pred, event_mask = self._gt_interval_prediction(window, flow, everything)
+        valid = window["gt_valid"] & has_gt.view(-1, 1, 1)
+        sums = flow_error_sums(pred, window["flow_gt"], event_mask, valid)
+        aee = torch.where(
+            sums.num_pixels > 0, sums.endpoint_error_px / sums.num_pixels.clamp(min=1), math.nan
+        )
+        return {"flow_error": endpoint_error(pred, window["flow_gt"]) * valid, "aee": aee}
+
+    @torch.no_grad()
+    def _images_of_warped_events(self, events: Tensor, mask: Tensor, flow: Tensor) -> Any:
+        """The loss's images of warped events of one validation window (its own loss object, reset after)."""
+        loss = self.loss_for(tuple(flow.shape[-2:]))
+        loss.reset()
+        loss.accumulate(events, mask, flow)
+        images = loss.iwe()
+        loss.reset()
+        return images
+
+    def _update_focus(self, window: Window, flow: Tensor, active: Tensor, recordings: list[str]) -> None:
+        """FWL and RSAT of the window's own events (event_flow's evaluation: nearest-pixel images)."""
+        sensor_size = tuple(flow.shape[-2:])
+        events, mask = window["events"][active], window["event_mask"][active]
+        x, y = (torch.where(mask, events[..., i], 0) for i in (0, 1))
+        warped = EventsWithFlow(events, mask, sample_flow_at_events(flow[active], x, y))
+        fwl = flow_warp_loss(warped, sensor_size, t_ref_norm=1.0, splat=splat_nearest)
+        rsat = ratio_squared_average_timestamps(warped, sensor_size, splat=splat_nearest)
+        for i, name in enumerate(recordings):
+            for key, value in (("fwl", fwl[i]), ("rsat", rsat[i])):
+                if torch.isfinite(value):
+                    self._focus[name][key].append(float(value))
+        loss = self.loss_for(sensor_size)
+        loss.reset()
+        loss.accumulate(events, mask, flow[active])
+        self.log("val/loss", loss.compute(), batch_size=len(recordings))
+        loss.reset()
