@@ -85,6 +85,14 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(7)
 
 
+@pytest.fixture(autouse=True)
+def check_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Verdicts of the whole-file checks go to the test's own cache folder (outside its tmp_path)."""
+    folder = tmp_path_factory.mktemp("check_cache")
+    monkeypatch.setenv("TINYFLOW_CACHE_DIR", str(folder))
+    return folder
+
+
 # ----------------------------------------------------------------------------- canonical round trips
 
 
@@ -473,24 +481,29 @@ def test_corrupt_canonical_file_fails_at_open(tmp_path, rng, case):
         open_recording(path)
 
 
-def test_bad_events_in_canonical_file_fail_at_read(tmp_path, rng):
+def test_bad_events_in_canonical_file_fail_at_open(tmp_path, rng):
+    """Caught when the file is opened, quoting the index from the start of the file (not of a window)."""
     events = random_events(rng)
     path = write_canonical(tmp_path / "rec.h5", events, SENSOR)
     t = events.t_us.copy()
     t[100], t[101] = t[101] + 1, t[100]
     rewrite(path, "events/t", t)
-    rec = CanonicalRecording(path)
-    assert len(rec.events(0, 100)) == 100
-    with pytest.raises(EventDataError, match=r"rec.h5: events key 't' must be non-decreasing"):
-        rec.events(50, 150)
-    rec.close()
+    with pytest.raises(
+        EventDataError,
+        match=rf"rec.h5: events key 't' must be non-decreasing; t\[101\]={t[101]} µs < t\[100\]={t[100]} µs "
+        r"\(key 'events/t', event 101 of the file\)",
+    ):
+        CanonicalRecording(path)
+    rewrite(path, "events/t", events.t_us)
     x = events.x.copy()
     x[400] = W
     rewrite(path, "events/x", x)
     with pytest.raises(
-        EventDataError, match=r"rec.h5: events key 'x' must lie in \[0, 7\].*got values in \[0, 8\]"
+        EventDataError,
+        match=r"rec.h5: events key 'x' must lie in \[0, 7\] for sensor_size \(height, width\)=\(6, 8\); "
+        r"x\[400\]=8 \(key 'events/x', event 400 of the file\)",
     ):
-        CanonicalRecording(path).events(300, 500)
+        CanonicalRecording(path)
 
 
 def test_empty_recordings_fail_at_open(tmp_path, rng):
@@ -594,7 +607,9 @@ def test_event_flow_bad_input(tmp_path, rng):
     fails("events/ts", np.zeros((200, 1)), r"key 'events/ts' must have shape \[N=200\], got \[200, 1\]")
     fails("events/ts", 50 + events.t_us.astype(np.int64), r"key 'events/ts' must have a floating-point dtype")
     fails(
-        "events/ps", events.p.astype(np.int8) * 2, r"key 'events/ps' must hold polarities 0/1 or -1/\+1", True
+        "events/ps",
+        events.p.astype(np.int8) * 2,
+        r"events key 'p' must be 0/1 or -1/\+1 \(OFF/ON\); p\[\d+\]=2 \(key 'events/ps', event \d+ of the file\)",
     )
     fails(
         "flow_dt1/flow000000001",
@@ -605,8 +620,12 @@ def test_event_flow_bad_input(tmp_path, rng):
     fails("events/ts", 50 + events.t_us[::-1] * 1e-6, r"events key 't' must be non-decreasing", True)
     write_event_flow_file(path, events, 50.0, clock, flow, images=None, t0_attr=True, polarity="bool")
     rewrite(path, "events/ts", 50 + np.sort(rng.random(200))[::-1] * 1e-3)
-    with pytest.raises(EventDataError, match=r"ef.h5: key 'events/ts' must be non-decreasing"):
-        EventFlowRecording(path).ms_to_idx()
+    with pytest.raises(
+        EventDataError,
+        match=r"ef.h5: events key 't' must be non-decreasing; t\[\d+\]=\d+ µs < t\[\d+\]=\d+ µs "
+        r"\(key 'events/ts', event \d+ of the file\)",
+    ):
+        EventFlowRecording(path)  # at open, not when ms_to_idx is first built
     write_event_flow_file(
         path, events, 50.0, clock, {"flow_dt4": flow["flow_dt1"]}, images=None, t0_attr=True, polarity="bool"
     )

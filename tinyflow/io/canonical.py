@@ -29,11 +29,13 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
+from tinyflow.io.checks import EventKeys, check_intervals, check_ms_to_idx, check_non_decreasing
 from tinyflow.io.h5 import (
     H5Recording,
     check_array,
     check_event_columns,
     check_sensor_size,
+    hdf5_errors,
     open_hdf5,
     require_attr,
     require_key,
@@ -49,6 +51,7 @@ Compression = Literal["gzip", "lzf", "blosc", "zstd"] | None
 _EVENT_DTYPES = {"x": np.uint16, "y": np.uint16, "t": np.int64, "p": np.uint8}
 _EVENT_FIELDS = {"x": "x", "y": "y", "t": "t_us", "p": "p"}
 _TIMED_MAPS = {"depth": "depth", "images": "images"}  # group -> maps dataset, each beside a t_us [K]
+CANONICAL_KEYS = EventKeys("events/x", "events/y", "events/t", "events/p")
 
 
 def compression_options(compression: Compression) -> dict[str, object]:
@@ -180,8 +183,7 @@ class CanonicalWriter:
         self._check_maps(maps, f"{key}/flow", ("K", 2, height, width), "f", dims)
         check_array(t_start, f"{key}/t_start_us", self._source, ("K",), "iu", dims)
         check_array(t_end, f"{key}/t_end_us", self._source, ("K",), "iu", dims)
-        if np.any(t_end < t_start):
-            raise EventDataError(f"{self._source}: key '{key}/t_end_us' must be >= t_start_us for every map")
+        check_intervals(t_start, t_end, key, self._source)  # as the reader checks them at open
         valid = None if flow.valid is None else as_maps(flow.valid)
         if valid is not None:
             check_array(valid, f"{key}/valid", self._source, ("K", height, width), "b", dims)
@@ -315,7 +317,7 @@ class CanonicalRecording(H5Recording):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         src = str(self.path)
-        with open_hdf5(self.path) as file:
+        with open_hdf5(self.path) as file, hdf5_errors(self.path):
             self.sensor_size = check_sensor_size(require_attr(file, "sensor_size", src), "sensor_size", src)
             self.t0_us = int(require_attr(file, "t0_us", src))
             version = int(file.attrs.get("format_version", FORMAT_VERSION))
@@ -335,7 +337,20 @@ class CanonicalRecording(H5Recording):
                 )
             self._flow_sizes = {name: self._check_flow(file, name) for name in file.get("flow", {})}
             self._has = {key: self._check_timed_maps(file, key, name) for key, name in _TIMED_MAPS.items()}
+            self._check_once(lambda: self._check_contents(file))
         self._ms_table: np.ndarray | None = None
+
+    def _check_contents(self, file: h5py.File) -> None:
+        """The whole-file pass: every event, 'ms_to_idx' against the timestamps, GT and frame times."""
+        src = str(self.path)
+        built = self._scan(file, CANONICAL_KEYS)
+        check_ms_to_idx(file["events/ms_to_idx"][()], built, "events/ms_to_idx", "events/t", src)
+        for name in self._flow_sizes:
+            key = f"flow/{name}"
+            check_intervals(file[f"{key}/t_start_us"][()], file[f"{key}/t_end_us"][()], key, src)
+        for group, present in self._has.items():
+            if present:
+                check_non_decreasing(file[f"{group}/t_us"][()], f"{group}/t_us", src)
 
     def _check_flow(self, file: h5py.File, name: str) -> int:
         src, key, dims = str(self.path), f"flow/{name}", {}
@@ -401,7 +416,8 @@ class CanonicalRecording(H5Recording):
             raise IndexError(
                 f"{self.path}: flow '{name}' has {self._flow_sizes[name]} maps, asked for map {k}"
             )
-        return group["flow"][k], group["valid"][k] if "valid" in group else None
+        with hdf5_errors(self.path):
+            return group["flow"][k], group["valid"][k] if "valid" in group else None
 
     def depth(self) -> DepthGT | None:
         if not self._has["depth"]:
@@ -414,7 +430,8 @@ class CanonicalRecording(H5Recording):
     def depth_map(self, k: int) -> np.ndarray:
         if not self._has["depth"]:
             raise KeyError(f"{self.path}: no depth ground truth")
-        return self._file["depth/depth"][k].astype(np.float32, copy=False)
+        with hdf5_errors(self.path):
+            return self._file["depth/depth"][k].astype(np.float32, copy=False)
 
     def frames(self) -> Frames | None:
         if not self._has["images"]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import h5py
-
 from tinyflow.events.core import EventDataError
 from tinyflow.io.canonical import CanonicalRecording, CanonicalWriter, Compression
 from tinyflow.io.datasets import converted_path, dataset_layout
+from tinyflow.io.h5 import open_hdf5
 from tinyflow.io.recording import Recording
 
 EVENTS_PER_APPEND = 1_000_000
@@ -53,7 +52,7 @@ def is_converted(target: Path, source: str) -> bool:
         return False
     try:
         CanonicalRecording(target).close()
-        with h5py.File(target, "r") as file:
+        with open_hdf5(target) as file:
             found = file.attrs.get("source")
     except (OSError, EventDataError) as error:
         raise EventDataError(

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from tinyflow.events.camera import remap_events
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import FlowGT
-from tinyflow.io.h5 import H5Recording, check_array, check_event_columns, open_hdf5, require_key
+from tinyflow.io.checks import EventKeys, check_ms_to_idx
+from tinyflow.io.h5 import H5Recording, check_array, check_event_columns, hdf5_errors, open_hdf5, require_key
 from tinyflow.io.images import opencv, read_image
 from tinyflow.io.lazy import LazyMaps
 
 SENSOR_SIZE = (480, 640)
 FLOW_NAME = "forward"
 FLOW_OFFSET, FLOW_SCALE = 2**15, 128.0
+DSEC_KEYS = EventKeys("events/x", "events/y", "events/t", "events/p")
 
 
 def read_flow_png(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +101,7 @@ class DSECRecording(H5Recording):
         super().__init__(path)
         src = str(self.path)
         self.sensor_size = SENSOR_SIZE
-        with open_hdf5(self.path) as file:
+        with open_hdf5(self.path) as file, hdf5_errors(self.path):
             self._num_events = check_event_columns(file, [f"events/{key}" for key in "xytp"], src)
             self.t0_us = int(require_key(file, "t_offset", src)[()])
             table = check_array(require_key(file, "ms_to_idx", src), "ms_to_idx", src, ("M",), "iu")
@@ -109,8 +112,14 @@ class DSECRecording(H5Recording):
                     f"{last_us} µs), got {table.shape[0]}"
                 )
             self._ms_table = np.append(table[:], self._num_events).astype(np.uint64)
+            self._check_once(lambda: self._check_contents(file))
         self._rectify = None if rectify_map is None else self._read_rectify_map(Path(rectify_map))
         self._flow = self._read_flow_listing(Path(flow_dir)) if flow_dir is not None else None
+
+    def _check_contents(self, file: h5py.File) -> None:
+        """The whole-file pass: every event (raw pixels), and 'ms_to_idx' against the timestamps."""
+        built = self._scan(file, DSEC_KEYS)
+        check_ms_to_idx(file["ms_to_idx"][()], built, "ms_to_idx", "events/t", str(self.path))
 
     @property
     def name(self) -> str:
@@ -119,7 +128,7 @@ class DSECRecording(H5Recording):
 
     @staticmethod
     def _read_rectify_map(path: Path) -> np.ndarray:
-        with open_hdf5(path) as file:
+        with open_hdf5(path) as file, hdf5_errors(path):
             key = "rectify_map"
             return check_array(require_key(file, key, str(path)), key, str(path), (*SENSOR_SIZE, 2), "f")[()]
 

@@ -130,8 +130,7 @@ def open_ecd(
         load_frames: also read the frames (needs OpenCV).
     """
     folder = Path(root) / name
-    events, t0_s = read_events_txt(folder / "events.txt")
-    events.validate(SENSOR_SIZE, source=str(folder / "events.txt"))
+    events, t0_s = read_events_txt(folder / "events.txt", SENSOR_SIZE)
     camera = read_calib(folder / "calib.txt")
     if undistort:
         events = remap_events(events, camera.undistort_map(SENSOR_SIZE), SENSOR_SIZE)

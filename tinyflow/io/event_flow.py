@@ -27,10 +27,13 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import FlowGT, Frames
+from tinyflow.io.checks import EventKeys
 from tinyflow.io.h5 import (
     H5Recording,
     check_event_columns,
     check_sensor_size,
+    column_reader,
+    hdf5_errors,
     open_hdf5,
     polarity_to_uint8,
     require_attr,
@@ -38,6 +41,15 @@ from tinyflow.io.h5 import (
 from tinyflow.io.recording import ms_index_in_chunks, seconds_to_us
 
 _FLOW_GROUP = re.compile(r"flow_dt(\d+)")
+EVENT_FLOW_KEYS = EventKeys(
+    "events/xs",
+    "events/ys",
+    "events/ts",
+    "events/ps",
+    polarities=(-1, 1),
+    polarity_words="0/1 or -1/+1 (OFF/ON)",
+    t_unit="s",
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class EventFlowRecording(H5Recording):
     def __init__(self, path: str | Path, sensor_size: tuple[int, int] | None = None) -> None:
         super().__init__(path)
         src = str(self.path)
-        with open_hdf5(self.path) as file:
+        with open_hdf5(self.path) as file, hdf5_errors(self.path):
             self._num_events = check_event_columns(
                 file, ["events/xs", "events/ys", "events/ts", "events/ps"], src, time_kinds="f"
             )
@@ -79,7 +91,18 @@ class EventFlowRecording(H5Recording):
             self.t0_us = round(self._t0_s * 1e6)
             self._images = self._timed_datasets(file, "images") if "images" in file else []
             self._flows = self._flow_refs(file)
-        self._ms_table: np.ndarray | None = None
+            self._ms_table: np.ndarray | None = self._check_once(lambda: self._check_contents(file))
+
+    @property
+    def check_spec(self) -> str:
+        return f"{super().check_spec} t0_s={self._t0_s!r}"
+
+    def _check_contents(self, file: h5py.File) -> np.ndarray:
+        """The whole-file pass over every event; returns the 'ms_to_idx' it builds on the way."""
+        return self._scan(file, EVENT_FLOW_KEYS, column_reader(file, EVENT_FLOW_KEYS, self._to_us))
+
+    def _to_us(self, seconds: np.ndarray) -> np.ndarray:
+        return seconds_to_us(seconds, self._t0_s)
 
     def _sensor_size(self, file: h5py.File, sensor_size: tuple[int, int] | None) -> tuple[int, int]:
         if sensor_size is not None:
@@ -165,7 +188,7 @@ class EventFlowRecording(H5Recording):
         return seconds_to_us(self._file["events/ts"][start:stop], self._t0_s)
 
     def ms_to_idx(self) -> np.ndarray:
-        """Built on first use by one chunked pass over ``events/ts`` (checks time order), then cached."""
+        """Built by the check at open, or on first use by one chunked pass when the check's verdict was cached."""
         if self._ms_table is None:
             self._ms_table = ms_index_in_chunks(
                 self._read_t_us, self._num_events, str(self.path), "events/ts", self.ms_index_chunk
@@ -182,7 +205,8 @@ class EventFlowRecording(H5Recording):
         return self._flows[name]
 
     def _read_map(self, ref: _FlowMapRef) -> np.ndarray:
-        flow = self._file[ref.key][()].astype(np.float32)
+        with hdf5_errors(self.path):
+            flow = self._file[ref.key][()].astype(np.float32)
         return np.ascontiguousarray(np.moveaxis(flow, -1, 0)) if ref.channels_last else flow
 
     def flow(self, name: str) -> FlowGT:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -12,25 +13,50 @@ import hdf5plugin  # noqa: F401  (registers the blosc/zstd HDF5 filters for ever
 import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
+from tinyflow.io.checks import CHECK_CHUNK, EventKeys, Reader, check_once, file_identity, scan_events
 from tinyflow.io.recording import Recording
 
 
 def check_hdf5_file(path: Path) -> Path:
-    """Return ``path`` if it is an existing HDF5 file, else raise naming the path."""
+    """Return ``path`` if it is an existing, readable HDF5 file, else raise naming the path."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected an HDF5 event recording)")
-    if not h5py.is_hdf5(path):
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{path}: no permission to read it (expected an HDF5 event recording)")
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError as error:
+        raise EventDataError(f"{path}: cannot be read ({error})") from error
+    if not is_hdf5:
         raise EventDataError(f"{path}: not an HDF5 file (expected an HDF5 event recording)")
     return path
 
 
-def open_hdf5(path: Path) -> h5py.File:
-    """``path`` opened read-only; an error naming it when HDF5 cannot read it (e.g. a truncated file)."""
+def open_hdf5(path: Path, **options: object) -> h5py.File:
+    """``path`` opened read-only; an error naming it when HDF5 cannot read it (e.g. a truncated file).
+
+    ``options`` go to :class:`h5py.File` (e.g. ``rdcc_nbytes``).
+    """
+    path = check_hdf5_file(Path(path))
     try:
-        return h5py.File(check_hdf5_file(Path(path)), "r")
+        return h5py.File(path, "r", **options)
     except OSError as error:
         raise EventDataError(
             f"{path}: HDF5 cannot read it ({error}); a truncated or corrupted file?"
+        ) from error
+
+
+@contextlib.contextmanager
+def hdf5_errors(source: str | Path) -> Iterator[None]:
+    """Turn an HDF5 read error (e.g. a corrupted chunk) inside the block into one naming ``source``."""
+    try:
+        yield
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as error:
+        raise EventDataError(
+            f"{source}: HDF5 cannot read it ({error}); a truncated or corrupted file?"
         ) from error
 
 
@@ -129,18 +155,48 @@ def check_sensor_size(value: object, key: str, source: str) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def column_reader(
+    file: h5py.File, keys: EventKeys, to_us: Callable[[np.ndarray], np.ndarray] | None = None
+) -> Reader:
+    """A :func:`~tinyflow.io.checks.scan_events` reader of four 1-D event datasets ``keys.x`` .. ``keys.p``.
+
+    Args:
+        to_us: stored timestamps -> int64 µs since t0 (None: they are integer µs already).
+    """
+    columns = [file[key] for key in (keys.x, keys.y, keys.t, keys.p)]
+    num_events = columns[2].shape[0]
+
+    def read(
+        start: int, stop: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        whole = (start, stop) == (0, num_events)  # [()] skips h5py's slice parsing: ~10 % on small files
+        x, y, raw_t, p = (column[()] if whole else column[start:stop] for column in columns)
+        if to_us is None:
+            return x, y, raw_t.astype(np.int64, copy=False), p, None
+        with np.errstate(invalid="ignore"):  # NaN seconds: the check reports them from raw_t
+            t_us = to_us(raw_t)
+        return x, y, t_us, p, raw_t
+
+    return read
+
+
 class H5Recording(Recording):
     """Base of the HDF5 readers: a lazily opened, per-process file handle that survives pickling.
 
-    Subclasses read only attributes and shapes in ``__init__`` (closing the file again), set
-    ``sensor_size``, ``t0_us`` and ``_num_events``, and implement ``_read_events``. The handle is
-    reopened in each process that reads (e.g. DataLoader workers) and is never pickled.
+    Subclasses read only attributes and shapes in ``__init__`` and check the contents once through
+    :meth:`_check_once` (cached by file identity, see :mod:`tinyflow.io.checks`), closing the file
+    again; they set ``sensor_size``, ``t0_us`` and ``_num_events``, and implement ``_read_events``.
+    The handle is reopened in each process that reads (e.g. DataLoader workers), through
+    :func:`open_hdf5`, and is never pickled; a file that changed on disk since it was opened is an
+    error then, as its checked metadata no longer holds.
     """
 
     _chunk_cache_bytes = 32 * 2**20
+    check_chunk = CHECK_CHUNK  # events per read of the whole-file check at open
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_hdf5_file(Path(path))
+        self._identity = file_identity(self.path)
         self._num_events = 0
         self._handle: h5py.File | None = None
         self._handle_pid: int | None = None
@@ -150,9 +206,38 @@ class H5Recording(Recording):
         return self._num_events
 
     @property
+    def check_spec(self) -> str:
+        """The reader and the options its verdict depends on (part of the cache key of the check)."""
+        return f"{type(self).__name__} sensor_size={tuple(self.sensor_size)}"
+
+    def _check_once(self, check: Callable[[], np.ndarray | None]) -> np.ndarray | None:
+        """Run the whole-file ``check`` unless a cached verdict holds; returns its result (None if cached)."""
+        return check_once(self.path, self.check_spec, check)
+
+    def _scan(
+        self, file: h5py.File, keys: EventKeys, read: Reader | None = None, **options: object
+    ) -> np.ndarray:
+        """Check every event (:func:`~tinyflow.io.checks.scan_events`); returns the ``ms_to_idx`` they give."""
+        reader = column_reader(file, keys) if read is None else read
+        return scan_events(
+            str(self.path),
+            keys,
+            self._num_events,
+            reader,
+            self.sensor_size,
+            chunk=self.check_chunk,
+            **options,
+        )
+
+    @property
     def _file(self) -> h5py.File:
         if self._handle is None or self._handle_pid != os.getpid():
-            self._handle = h5py.File(self.path, "r", rdcc_nbytes=self._chunk_cache_bytes)
+            if file_identity(self.path) != self._identity:
+                raise EventDataError(
+                    f"{self.path}: the file changed on disk since it was opened and checked (size, mtime or "
+                    "inode differ); open it again"
+                )
+            self._handle = open_hdf5(self.path, rdcc_nbytes=self._chunk_cache_bytes)
             self._handle_pid = os.getpid()
         return self._handle
 
@@ -164,7 +249,13 @@ class H5Recording(Recording):
         """Events with indices in ``[start, stop)``, validated, as uint16 x, y, int64 t_us, uint8 p."""
         if not 0 <= start <= stop <= self._num_events:
             raise IndexError(f"{self.path}: event range [{start}, {stop}) is outside [0, {self._num_events})")
-        ev = self._read_events(start, stop).validate(self.sensor_size, source=str(self.path))
+        try:
+            raw = self._read_events(start, stop)
+        except OSError as error:
+            raise EventDataError(
+                f"{self.path}: HDF5 cannot read events [{start:,}, {stop:,}) ({error}); a corrupted file?"
+            ) from error
+        ev = raw.validate(self.sensor_size, source=str(self.path))
         return Events(
             ev.x.astype(np.uint16, copy=False),
             ev.y.astype(np.uint16, copy=False),

@@ -28,7 +28,8 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
-from tinyflow.io.h5 import H5Recording, check_array, open_hdf5, polarity_to_uint8, require_key
+from tinyflow.io.checks import EventKeys, check_non_decreasing
+from tinyflow.io.h5 import H5Recording, check_array, hdf5_errors, open_hdf5, polarity_to_uint8, require_key
 from tinyflow.io.lazy import LazyMaps
 from tinyflow.io.npz import open_npz_array
 from tinyflow.io.recording import ms_index_in_chunks, seconds_to_us
@@ -36,6 +37,15 @@ from tinyflow.io.recording import ms_index_in_chunks, seconds_to_us
 SENSOR_SIZE = (260, 346)  # DAVIS346 (height, width)
 FRAMES_APART = (1, 4)
 EVENTS_KEY = "davis/left/events"
+MVSEC_KEYS = EventKeys(
+    f"{EVENTS_KEY}[:, 0]",
+    f"{EVENTS_KEY}[:, 1]",
+    f"{EVENTS_KEY}[:, 2]",
+    f"{EVENTS_KEY}[:, 3]",
+    polarities=(-1, 1),
+    polarity_words="-1 (OFF) or +1 (ON) (0 is read as OFF)",
+    t_unit="s",
+)
 
 
 def _data_path(root: Path, name: str, suffix: str) -> Path | None:
@@ -121,7 +131,7 @@ class MVSECRecording(H5Recording):
         self.sensor_size = SENSOR_SIZE
         self.gt_path = None if gt_path is None else Path(gt_path)
         self.npz_path = None if npz_path is None or gt_path is not None else Path(npz_path)
-        with open_hdf5(self.path) as file:
+        with open_hdf5(self.path) as file, hdf5_errors(self.path):
             events = check_array(require_key(file, EVENTS_KEY, src), EVENTS_KEY, src, ("N", 4), "f")
             self._num_events = events.shape[0]
             if self._num_events == 0:
@@ -146,12 +156,25 @@ class MVSECRecording(H5Recording):
                 dims,
             )
             self._frame_t_us = seconds_to_us(file["davis/left/image_raw_ts"][:], self._t0_s)
+            check_non_decreasing(self._frame_t_us, "davis/left/image_raw_ts", src)
+            self._ms_table: np.ndarray | None = self._check_once(lambda: self._check_contents(file))
         self._gt_t_us, self._has_depth = self._check_gt()
         self._intervals = self._flow_intervals(frames_apart)
-        self._ms_table: np.ndarray | None = None
         self._npz_maps: tuple[np.ndarray, np.ndarray] | None = None
         self._gt_handle: h5py.File | None = None
         self._gt_pid: int | None = None
+
+    def _check_contents(self, file: h5py.File) -> np.ndarray:
+        """The whole-file pass over every event; returns the 'ms_to_idx' it builds on the way."""
+        events = file[EVENTS_KEY]
+
+        def read(start: int, stop: int) -> tuple[np.ndarray, ...]:
+            block = events[start:stop]
+            with np.errstate(invalid="ignore"):  # NaN seconds: the check reports them from the raw column
+                t_us = seconds_to_us(block[:, 2], self._t0_s)
+            return block[:, 0], block[:, 1], t_us, block[:, 3], block[:, 2]
+
+        return self._scan(file, MVSEC_KEYS, read)
 
     @property
     def name(self) -> str:
@@ -160,7 +183,7 @@ class MVSECRecording(H5Recording):
     def _check_gt(self) -> tuple[np.ndarray | None, bool]:
         if self.gt_path is not None:
             src, dims = str(self.gt_path), {}
-            with open_hdf5(self.gt_path) as gt:
+            with open_hdf5(self.gt_path) as gt, hdf5_errors(self.gt_path):
                 flow_key, ts_key = "davis/left/flow_dist", "davis/left/flow_dist_ts"
                 check_array(require_key(gt, flow_key, src), flow_key, src, ("M", 2, *SENSOR_SIZE), "f", dims)
                 check_array(require_key(gt, ts_key, src), ts_key, src, ("M",), "f", dims)
@@ -179,13 +202,17 @@ class MVSECRecording(H5Recording):
                             "f",
                             depth_dims,
                         )
-                return seconds_to_us(gt[ts_key][:], self._t0_s), has_depth
+                gt_t_us = seconds_to_us(gt[ts_key][:], self._t0_s)
+                check_non_decreasing(gt_t_us, ts_key, src)
+                return gt_t_us, has_depth
         if self.npz_path is not None:
             src, dims = str(self.npz_path), {}
             check_array(open_npz_array(self.npz_path, "timestamps"), "timestamps", src, ("M",), "f", dims)
             for key in ("x_flow_dist", "y_flow_dist"):
                 check_array(open_npz_array(self.npz_path, key), key, src, ("M", *SENSOR_SIZE), "f", dims)
-            return seconds_to_us(open_npz_array(self.npz_path, "timestamps")[:], self._t0_s), False
+            gt_t_us = seconds_to_us(open_npz_array(self.npz_path, "timestamps")[:], self._t0_s)
+            check_non_decreasing(gt_t_us, "timestamps", src)
+            return gt_t_us, False
         return None, False
 
     def _flow_intervals(self, frames_apart: tuple[int, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -219,7 +246,7 @@ class MVSECRecording(H5Recording):
         return seconds_to_us(self._file[EVENTS_KEY][start:stop, 2], self._t0_s)
 
     def ms_to_idx(self) -> np.ndarray:
-        """Built on first use by one chunked pass over the timestamps (checks time order), then cached."""
+        """Built by the check at open, or on first use by one chunked pass when the check's verdict was cached."""
         if self._ms_table is None:
             self._ms_table = ms_index_in_chunks(
                 self._read_t_us, self._num_events, str(self.path), EVENTS_KEY, self.ms_index_chunk
@@ -230,12 +257,13 @@ class MVSECRecording(H5Recording):
     def _gt_file(self) -> h5py.File:
         """The GT file, opened once per process (like the data file)."""
         if self._gt_handle is None or self._gt_pid != os.getpid():
-            self._gt_handle, self._gt_pid = h5py.File(self.gt_path, "r"), os.getpid()
+            self._gt_handle, self._gt_pid = open_hdf5(self.gt_path), os.getpid()
         return self._gt_handle
 
     def _gt_map(self, m: int) -> np.ndarray:
         if self.gt_path is not None:
-            return self._gt_file["davis/left/flow_dist"][m]
+            with hdf5_errors(self.gt_path):
+                return self._gt_file["davis/left/flow_dist"][m]
         if self._npz_maps is None:
             self._npz_maps = (
                 open_npz_array(self.npz_path, "x_flow_dist"),

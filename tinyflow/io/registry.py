@@ -9,7 +9,7 @@ import h5py
 from tinyflow.events.core import EventDataError
 from tinyflow.io.canonical import CanonicalRecording
 from tinyflow.io.event_flow import EventFlowRecording
-from tinyflow.io.h5 import H5Recording, check_hdf5_file
+from tinyflow.io.h5 import H5Recording, hdf5_errors, open_hdf5
 from tinyflow.io.recording import Recording
 
 # layout name -> (its event keys, reader class)
@@ -27,8 +27,8 @@ def detect_layout(path: str | Path) -> str:
         EventDataError: not an HDF5 file, or none of the known event keys is present; the
             message lists the keys found and the keys each layout expects.
     """
-    path = check_hdf5_file(Path(path))
-    with h5py.File(path, "r") as file:
+    path = Path(path)
+    with open_hdf5(path) as file, hdf5_errors(path):
         found = sorted(file)
         if isinstance(file.get("events"), h5py.Group):
             found += [f"events/{key}" for key in sorted(file["events"])]
@@ -43,6 +43,9 @@ def detect_layout(path: str | Path) -> str:
 
 
 def open_recording(path: str | Path, **kwargs: object) -> Recording:
-    """Open ``path`` with the reader of its layout; ``kwargs`` go to that reader (e.g. ``sensor_size``)."""
+    """Open ``path`` with the reader of its layout; ``kwargs`` go to that reader (e.g. ``sensor_size``).
+
+    The reader checks the whole file once, at open (the verdict is cached, see :mod:`tinyflow.io.checks`).
+    """
     _, reader = LAYOUTS[detect_layout(path)]
     return reader(path, **kwargs)

@@ -120,8 +120,7 @@ def open_uzh_fpv(
     camera, sensor_size = read_kalibr_camera(
         Path(calibration) if calibration else find_calibration(root, name)
     )
-    events, t0_s = read_events_txt(folder / "events.txt")
-    events.validate(sensor_size, source=str(folder / "events.txt"))
+    events, t0_s = read_events_txt(folder / "events.txt", sensor_size)
     if airborne_height_m is not None and (folder / "groundtruth.txt").is_file():
         first_s, last_s = airborne_span_s(folder / "groundtruth.txt", airborne_height_m)
         begin, end = np.searchsorted(
