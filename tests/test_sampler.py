@@ -6,6 +6,8 @@ from collections import defaultdict
 from itertools import pairwise
 
 import pytest
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from torch.utils.data import DataLoader
 
 from tinyflow.data.sampler import SequentialBatchSampler
 
@@ -86,6 +88,33 @@ def test_training_batches_never_change_recording_inside_a_stream() -> None:
             assert not any(k.end_of_recording for k in stream[:-1])
 
 
-def test_fewer_recordings_than_streams_still_trains() -> None:
-    sampler = SequentialBatchSampler([20, 20], batch_size=4, seq_len=5, shuffle=True)
-    assert len(sampler) >= 2
+def test_a_training_epoch_has_a_fixed_length_and_ends_every_stream() -> None:
+    sampler = SequentialBatchSampler(COUNTS * 3, batch_size=2, seq_len=3, shuffle=True, seed=3)
+    chunks = sum((c - 3 + 1) // 3 for c in COUNTS * 3)  # 2 + 0 + 3 + 1 + 2 per copy
+    assert sampler.training_batches_per_epoch() == chunks // 2 == len(sampler)
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        plan = list(sampler)
+        assert len(plan) == chunks // 2
+        assert all(key.end_of_recording for key in plan[-1][-2:]), "every stream ends with the epoch"
+
+
+def test_lightning_advances_the_epoch_and_a_resumed_pass_skips_what_was_trained() -> None:
+    sampler = SequentialBatchSampler(COUNTS * 3, batch_size=2, seq_len=3, shuffle=True, seed=3)
+    loader = DataLoader(range(100), batch_sampler=sampler)
+    first = list(sampler)
+    _set_sampler_epoch(loader, 1)  # what Lightning calls at every epoch start
+    second = list(sampler)
+    assert sampler.epoch == 1 and second != first
+    sampler.resume_at(1, 4)
+    assert list(sampler) == second[4:], "the resumed pass starts after the batches already trained on"
+    assert list(sampler) == second, "the skip applies once"
+
+
+def test_ranks_get_equal_training_epochs_of_disjoint_recordings() -> None:
+    plans = [
+        list(SequentialBatchSampler(COUNTS * 4, 2, 3, True, seed=0, rank=r, world_size=2)) for r in (0, 1)
+    ]
+    assert len(plans[0]) == len(plans[1]) > 0
+    recordings = [{k.recording for batch in plan for k in batch} for plan in plans]
+    assert recordings[0].isdisjoint(recordings[1])

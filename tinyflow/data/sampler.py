@@ -45,16 +45,17 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
         window_counts: number of windows of each recording.
         batch_size: number of parallel streams B.
         seq_len: windows per stream in one batch (T).
-        shuffle: training mode: recordings in random order and a random start offset in
-            ``[0, seq_len)`` windows for each visit; a visit holds whole chunks of ``seq_len``
-            windows only, so a stream never changes recording inside a batch (its tail is
-            dropped); the epoch ends when a stream runs out of recordings (with fewer recordings
-            than streams, the recordings are visited several times per epoch). Otherwise a deterministic full pass: every window exactly once, idle
+        shuffle: training mode: streams take recordings from an endless queue of random permutations,
+            each visit from a random start offset in ``[0, seq_len)`` windows and of whole chunks of
+            ``seq_len`` windows only, so a stream never changes recording inside a batch (its tail is
+            dropped). An epoch has :meth:`training_batches_per_epoch` batches (fixed: Lightning counts
+            epochs by it, and a resumed run finds its place by it), and every stream ends with it (its
+            state is reset). Otherwise a deterministic full pass: every window exactly once, idle
             streams padded with inactive keys until all streams are done.
         seed: base seed; the plan of epoch e is a pure function of (seed, e).
-        rank, world_size: for distributed training, each rank walks a disjoint share of recordings; in
-            training every rank gets as many batches as the rank with the fewest (DDP synchronises every
-            optimiser step), so each rank needs at least one recording.
+        rank, world_size: for distributed training, each rank walks a disjoint share of recordings (each
+            rank needs at least one); every rank gets the same number of batches (DDP synchronises every
+            optimiser step).
     """
 
     def __init__(
@@ -86,77 +87,108 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
         self.world_size = world_size
         self.epoch = 0
         self._plan_cache: tuple[int, list[list[WindowKey]]] | None = None
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _recording_queue(self, rng: np.random.Generator, rank: int) -> list[int]:
-        """A rank's recordings in visiting order; in training, repeated until every stream gets one."""
-        queue: list[int] = []
-        while True:
-            order = (
-                rng.permutation(len(self.window_counts))
-                if self.shuffle
-                else np.arange(len(self.window_counts))
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Set the epoch, and start the next pass after its first ``batches_done`` batches (a resumed run:
+        those were trained on before the checkpoint). ``len()`` stays the epoch's full length.
+
+        The epoch is set here, not only by ``set_epoch``: a loader with workers draws its first batches
+        from the sampler as soon as its iterator exists, before Lightning sets the epoch.
+        """
+        if epoch < 0 or batches_done < 0:
+            raise ValueError(
+                f"resume_at: expected epoch >= 0 and batches_done >= 0; got {epoch}, {batches_done}"
             )
-            mine = [int(r) for r in order[rank :: self.world_size] if self.window_counts[r] > 0]
-            queue += mine
-            if not self.shuffle or not mine or len(queue) >= self.batch_size:
-                return queue
+        self.epoch, self._skip = epoch, batches_done
+
+    @property
+    def sampler(self) -> SequentialBatchSampler:
+        """This batch sampler itself: Lightning advances epochs through ``loader.batch_sampler.sampler``."""
+        return self
+
+    def training_batches_per_epoch(self) -> int:
+        """Batches of a training epoch: every recording's whole chunks of ``seq_len`` windows (counted for
+        the largest start offset, ``seq_len - 1``), shared by the ``batch_size`` streams of every rank.
+        The same on every rank and in every epoch, whatever the random order and offsets."""
+        chunks = sum(max(0, (count - self.seq_len + 1) // self.seq_len) for count in self.window_counts)
+        return chunks // (self.batch_size * self.world_size)
 
     def _plan(self) -> list[list[WindowKey]]:
-        if self._plan_cache is not None and self._plan_cache[0] == self.epoch:
-            return self._plan_cache[1]
-        batches = self._rank_plan(self.rank)
-        if self.shuffle and self.world_size > 1:  # the plans of all ranks are pure functions of the seed
-            batches = batches[: min(len(self._rank_plan(r)) for r in range(self.world_size))]
-        self._plan_cache = (self.epoch, batches)
-        return batches
+        if self._plan_cache is None or self._plan_cache[0] != self.epoch:
+            plan = self._training_plan() if self.shuffle else self._validation_plan()
+            self._plan_cache = (self.epoch, plan)
+        return self._plan_cache[1]
 
-    def _rank_plan(self, rank: int) -> list[list[WindowKey]]:
+    def _training_plan(self) -> list[list[WindowKey]]:
+        """:meth:`training_batches_per_epoch` batches; streams take recordings from an endless queue of
+        permutations (this rank's share of each), and every stream ends with the epoch."""
         rng = np.random.default_rng((self.seed, self.epoch))
-        queue = self._recording_queue(rng, rank)
-        episode_base = self.epoch * EPISODES_PER_EPOCH
-        next_episode = 0
-        # Per stream: [recording, next window, last window + 1, episode] or None when idle.
-        streams: list[list[int] | None] = [None] * self.batch_size
+        queue: list[int] = []
+        next_episode = self.epoch * EPISODES_PER_EPOCH
 
-        def start_visit() -> list[int] | None:
+        def start_visit() -> list[int]:
             nonlocal next_episode
-            while queue:
+            while True:
+                if not queue:
+                    order = rng.permutation(len(self.window_counts))[self.rank :: self.world_size]
+                    queue.extend(int(r) for r in order if self.window_counts[r] >= self.seq_len)
                 rec = queue.pop(0)
-                start, stop = 0, self.window_counts[rec]
-                if self.shuffle:
-                    start = int(rng.integers(0, self.seq_len))
-                    stop = start + (stop - start) // self.seq_len * self.seq_len
+                start = int(rng.integers(0, self.seq_len))
+                stop = start + (self.window_counts[rec] - start) // self.seq_len * self.seq_len
                 if stop > start:
                     next_episode += 1
-                    return [rec, start, stop, episode_base + next_episode]
-            return None
+                    return [rec, start, stop, next_episode]
 
+        num_batches = self.training_batches_per_epoch()
+        streams: list[list[int] | None] = [None] * self.batch_size  # [recording, window, stop, episode]
+        batches: list[list[WindowKey]] = []
+        for index in range(num_batches):
+            batch: list[WindowKey] = []
+            for t in range(self.seq_len):
+                for b in range(self.batch_size):
+                    if streams[b] is None or streams[b][1] >= streams[b][2]:
+                        streams[b] = start_visit()
+                    rec, win, stop, episode = streams[b]
+                    last = win == stop - 1 or (index == num_batches - 1 and t == self.seq_len - 1)
+                    batch.append(WindowKey(rec, win, episode, end_of_recording=last))
+                    streams[b][1] += 1
+            batches.append(batch)
+        return batches
+
+    def _validation_plan(self) -> list[list[WindowKey]]:
+        """Every window of this rank's recordings once, in order; idle streams padded."""
+        queue = [
+            r for r in range(self.rank, len(self.window_counts), self.world_size) if self.window_counts[r]
+        ]
+        streams: list[list[int] | None] = [None] * self.batch_size  # [recording, window, stop, episode]
+        next_episode = 0
         batches: list[list[WindowKey]] = []
         while True:
             batch: list[WindowKey] = []
             for _ in range(self.seq_len):
                 for b in range(self.batch_size):
-                    if streams[b] is None or streams[b][1] >= streams[b][2]:
-                        streams[b] = start_visit()
+                    if (streams[b] is None or streams[b][1] >= streams[b][2]) and queue:
+                        next_episode += 1
+                        rec = queue.pop(0)
+                        streams[b] = [rec, 0, self.window_counts[rec], next_episode]
                     stream = streams[b]
-                    if stream is None:
-                        if self.shuffle:
-                            return batches
+                    if stream is None or stream[1] >= stream[2]:
                         batch.append(PADDING)
                         continue
                     rec, win, stop, episode = stream
                     batch.append(WindowKey(rec, win, episode, end_of_recording=win == stop - 1))
                     stream[1] += 1
             if all(not key.active for key in batch):
-                break
+                return batches
             batches.append(batch)
-        return batches
 
     def __iter__(self) -> Iterator[list[WindowKey]]:
-        yield from self._plan()
+        skip, self._skip = self._skip, 0  # a resumed pass skips once
+        yield from self._plan()[skip:]
 
     def __len__(self) -> int:
         return len(self._plan())
