@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
+from tinyflow.app.errors import user_errors_as_messages
 from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.train import sweep_objective, train
 
@@ -12,7 +13,8 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="config", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Returns what a hyperparameter search minimises (see :func:`tinyflow.app.train.sweep_objective`)."""
-    return sweep_objective(cfg, train(cfg))
+    with user_errors_as_messages():
+        return sweep_objective(cfg, train(cfg))
 
 
 if __name__ == "__main__":

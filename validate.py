@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
+from tinyflow.app.errors import user_errors_as_messages
 from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.validate import validate
 
@@ -11,7 +12,8 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="config", config_name="validate")
 def main(cfg: DictConfig) -> None:
-    validate(cfg)
+    with user_errors_as_messages():
+        validate(cfg)
 
 
 if __name__ == "__main__":

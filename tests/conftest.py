@@ -31,6 +31,12 @@ TINY_TRAIN = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def file_check_cache(tmp_path_factory, monkeypatch) -> None:
+    """Verdicts of the full-file checks go to a folder of the test session, not the user's cache."""
+    monkeypatch.setenv("TINYFLOW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose ``config/<name>.yaml`` with overrides, with every path under the test's tmp dir."""

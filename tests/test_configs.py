@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from tinyflow.app.build import build_task, build_trainer
+from tinyflow.app.checks import ConfigError, check_config
 from tinyflow.data import EventDataModule
 from tinyflow.tasks import RecurrentTask
 
@@ -65,7 +66,14 @@ def test_every_option_instantiates_what_it_names(
         assert isinstance(hydra.utils.get_class(full.hydra.sweeper._target_), type)
         for key in full.hydra.sweeper.params:
             assert OmegaConf.select(cfg, key, throw_on_missing=False) is not None, key
-    assert isinstance(build_task(cfg), RecurrentTask)
+    check_config(cfg)
+    task = build_task(cfg)
+    assert isinstance(task, RecurrentTask)
+    optimizers = task.configure_optimizers()
+    if isinstance(optimizers, dict):  # with a learning-rate scheduler
+        assert optimizers["lr_scheduler"]["scheduler"].optimizer is optimizers["optimizer"]
+        optimizers = optimizers["optimizer"]
+    assert isinstance(optimizers, torch.optim.Optimizer)
     assert isinstance(instantiate(cfg.data), EventDataModule)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         assert cfg.trainer.devices >= 1  # composes; instantiating needs a GPU
@@ -100,6 +108,10 @@ def test_validate_and_show_configs_compose(compose_config) -> None:
 
 def test_cosine_schedule_needs_a_step_budget(compose_config) -> None:
     cfg = compose_config("train", ["trainer.max_steps=-1", "trainer.max_epochs=3"])
-    with pytest.raises(ValueError, match=r"scheduler.T_max: .* got -1 .*scheduler=constant"):
-        build_task(cfg)
-    assert build_task(compose_config("train", ["trainer.max_steps=-1", "scheduler=constant"]))
+    with pytest.raises(
+        ConfigError, match=r"scheduler.T_max=-1 .*set trainer.max_steps, or scheduler=constant"
+    ):
+        check_config(cfg)
+    check_config(
+        compose_config("train", ["trainer.max_steps=-1", "trainer.max_epochs=3", "scheduler=constant"])
+    )

@@ -13,6 +13,13 @@ from tinyflow.app.validate import validate
 MEDIA = ["callbacks.media.train_every_n_steps=1"]
 
 
+@pytest.fixture(autouse=True)
+def own_mlflow_store(monkeypatch) -> None:
+    """Each test's runs go to its own store: Lightning's MLFlowLogger exports MLFLOW_TRACKING_URI (through
+    mlflow.set_tracking_uri), which paths.mlflow_uri would otherwise pick up in the next test."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture
 def wandb_offline_env(tmp_path, monkeypatch) -> None:
     """No W&B credentials, and every W&B folder (staging, cache, settings) inside the test's tmp dir."""
@@ -64,3 +71,14 @@ def test_mlflow_run_is_found_by_id_and_by_name_even_without_its_folder(compose_c
     by_name = validate(compose_config("validate", ["runid=my-experiment", "callbacks=none"]))
     assert_same_metrics(by_name, trained)
     assert (tmp_path / "runs" / "downloads" / f"mlflow-{run.info.run_id}" / "run" / "config.yaml").is_file()
+
+
+def test_a_resumed_run_logs_into_its_own_mlflow_run(compose_config, tmp_path) -> None:
+    overrides = ["logger=mlflow", "run_id=mlresume", "scheduler=constant", "trainer.log_every_n_steps=1"]
+    train(compose_config("train", overrides))
+    longer = ["resume=mlresume", "trainer.max_steps=4"]
+    train(compose_config("train", longer), longer)
+    client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    steps = sorted({m.step for m in client.get_metric_history(run.info.run_id, "train/loss")})
+    assert steps == [0, 1, 2, 3], "one MLflow run holds the steps before and after the resume"

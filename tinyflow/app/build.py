@@ -7,23 +7,18 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from tinyflow.app.checkpoints import trainer_plugins
 from tinyflow.tasks import RecurrentTask
 
-# The task's collaborators: config group -> task argument. A group may be null (scheduler: constant rate).
+# The task's collaborators: config group -> task argument. A group may be null or empty (scheduler=constant).
 TASK_PARTS = {"model": "network", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"}
 
 
 def build_task(cfg: DictConfig) -> RecurrentTask:
     """The task of a config (``task`` group, a LightningModule), given the instantiated ``model`` (the
     network) and the ``loss``, ``optimizer`` and ``scheduler`` factories of their groups."""
-    scheduler = cfg.get("scheduler") or None
-    if scheduler is not None and "T_max" in scheduler and not int(scheduler.T_max) >= 1:
-        raise ValueError(
-            f"scheduler.T_max: expected the number of optimiser steps to decay over (>= 1); got "
-            f"{scheduler.T_max} (it follows trainer.max_steps: set trainer.max_steps, or scheduler=constant)"
-        )
     parts = {argument: cfg.get(group) for group, argument in TASK_PARTS.items() if group in cfg}
-    built = {argument: instantiate(part) if part is not None else None for argument, part in parts.items()}
+    built = {argument: instantiate(part) if part else None for argument, part in parts.items()}
     return instantiate(cfg.task, **built)
 
 
@@ -42,6 +37,12 @@ def close_callbacks(trainer: L.Trainer) -> None:
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """A Trainer with the config's callbacks and loggers (named dicts of ``_target_`` configs)."""
+    """A Trainer with the config's callbacks and loggers (named dicts of ``_target_`` configs) and plugins
+    (always a checkpoint plugin: :func:`tinyflow.app.checkpoints.trainer_plugins`)."""
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers or False)
+    return instantiate(
+        cfg.trainer,
+        callbacks=build_callbacks(cfg),
+        logger=loggers or False,
+        plugins=trainer_plugins(cfg.trainer),
+    )

@@ -25,6 +25,8 @@ def quiet_console() -> None:
     warnings.filterwarnings(
         "ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create"
     )
+    # A resumed run writes its checkpoints into the folder that holds the ones it resumes from.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     # Lightning's one-time advertisement for its LitLogger.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLitLoggerTip())
 

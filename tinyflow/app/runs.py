@@ -14,6 +14,7 @@ Layout of one run::
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -43,9 +44,35 @@ ARTIFACT_VERSION = re.compile(r"v\d+")
 RUN_ID_ENV = "TINYFLOW_RUN_ID"  # set for the processes a distributed run launches (same run id)
 
 
+class RunNotFoundError(FileNotFoundError):
+    """No run with the given id (locally or in a tracker); the message lists what was searched."""
+
+
 def new_run_id() -> str:
     """A fresh random id of 8 lowercase letters and digits."""
     return "".join(secrets.choice(RUN_ID_ALPHABET) for _ in range(RUN_ID_LENGTH))
+
+
+def job_run_id() -> str | None:
+    """The run id that every process of one multi-process job derives alike, or None outside such a job.
+
+    From SLURM's job and step ids (``SLURM_NTASKS`` > 1) or torchrun's rendezvous id
+    (``TORCHELASTIC_RUN_ID`` with ``WORLD_SIZE`` > 1): the processes start independently and agree on
+    the id without talking to each other.
+    """
+    env = os.environ
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and env.get("SLURM_JOB_ID"):
+        job = f"slurm:{env['SLURM_JOB_ID']}:{env.get('SLURM_STEP_ID', '')}"
+    elif int(env.get("WORLD_SIZE", "1")) > 1 and env.get("TORCHELASTIC_RUN_ID"):
+        job = f"torchrun:{env['TORCHELASTIC_RUN_ID']}"
+    else:
+        return None
+    digest = int.from_bytes(hashlib.sha256(job.encode()).digest()[:8], "big")
+    letters = []
+    for _ in range(RUN_ID_LENGTH):
+        digest, index = divmod(digest, len(RUN_ID_ALPHABET))
+        letters.append(RUN_ID_ALPHABET[index])
+    return "".join(letters)
 
 
 def inherited_run_id() -> str | None:
@@ -174,7 +201,7 @@ def find_run(
             fetched_version = version
     if folder is None:
         known = sorted(p.parent.name for p in runs_dir.glob(f"*/{CONFIG_NAME}")) if runs_dir.is_dir() else []
-        raise FileNotFoundError(
+        raise RunNotFoundError(
             f"no run '{run_id}' in {runs_dir} (expected {run.config_path}); known runs: {known}; "
             f"also searched: {'; '.join(searched)}"
         )

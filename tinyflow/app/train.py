@@ -3,68 +3,112 @@
 from __future__ import annotations
 
 import math
+import shutil
+import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinyflow.app.build import build_task, build_trainer, close_callbacks
+from tinyflow.app.checks import check_config
 from tinyflow.app.console import print_metrics, print_summary
+from tinyflow.app.errors import RunStopped
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
-from tinyflow.app.runs import Run, find_run, inherited_run_id, new_run_id, shared_run_id
+from tinyflow.app.resume import apply_resume_overrides, continue_tracker_runs
+from tinyflow.app.runs import Run, find_run, inherited_run_id, job_run_id, new_run_id, shared_run_id
 from tinyflow.app.tracking import describe_loggers, finish_trackers, publish_run, record_run_start
+from tinyflow.callbacks.signals import StopOnSignal
 from tinyflow.tasks import RecurrentTask
 
 
-def _start_run(cfg: DictConfig) -> tuple[DictConfig, Run, str | None]:
-    """Assign the run id (fresh, the one being resumed, or the launching rank's) and save the resolved
-    config (rank 0 only)."""
+def _start_run(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, Run, str | None]:
+    """The run's config, its folder and the checkpoint to resume from (None for a new run).
+
+    A new run gets its id (given, the launching rank's, the multi-process job's, or fresh); the resolved
+    config is checked, but nothing is written yet (see :func:`_save_config`). ``resume=<id>`` reloads the
+    run's saved config with the overrides that :mod:`tinyflow.app.resume` allows.
+    """
     resume_id = cfg.get("resume")
     if resume_id:
-        run = find_run(resume_id, cfg.paths.runs_dir)
-        saved = run.config()
-        checkpoint = run.checkpoint("last")
-        return saved, run, str(checkpoint)
+        run = find_run(str(resume_id), cfg.paths.runs_dir)
+        saved = apply_resume_overrides(run.config(), cfg, overrides)
+        check_config(saved)
+        continue_tracker_runs(saved, run.run_id)
+        return saved, run, str(run.checkpoint("last"))
     with open_dict(cfg):
-        cfg.run_id = cfg.get("run_id") or inherited_run_id() or new_run_id()
-    run = Run(cfg.run_id, Path(cfg.paths.run_dir))
+        cfg.run_id = cfg.get("run_id") or inherited_run_id() or job_run_id() or new_run_id()
+    check_config(cfg)
     resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    if rank_zero_only.rank == 0:
-        run.save_config(resolved)
-    return resolved, run, None
+    return resolved, Run(cfg.run_id, Path(cfg.paths.run_dir)), None
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, Any]:
     """Train, save the last checkpoint, validate it, publish it to the trackers and print the tables.
 
-    Under DDP every rank runs this; the ranks that Lightning launches join the same run id, and only
-    rank 0 writes the config, checkpoints and artifacts, and prints.
+    Config values and data are checked before anything is written: a bad start leaves no run folder, and
+    neither does a run that fails before its first checkpoint. Under DDP every rank runs this; the ranks
+    join one run id (launched by Lightning, SLURM or torchrun), and only global rank 0 writes and prints.
+
+    Args:
+        cfg: the composed ``train`` config.
+        overrides: the command line's overrides (what ``resume=`` may apply); default: Hydra's.
 
     Returns:
         The validation results ``{"recordings": {name: {key: value}}, "mean": {key: value}}`` with the
         ``run_id`` and the ``task`` (the metric registry's task name) added.
+
+    Raises:
+        RunStopped: a signal stopped the training; ``last.ckpt`` holds the step it stopped at.
     """
     register_resolvers()
     quiet_console()
-    cfg, run, checkpoint = _start_run(cfg)
-    rank_zero_only(print)(f"run id: {run.run_id}\nrun dir: {run.run_dir.resolve()}")
+    if overrides is None:
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    cfg, run, checkpoint = _start_run(cfg, overrides)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
     datamodule = instantiate(cfg.data)
+    if rank_zero_only.rank == 0:
+        datamodule.prepare_data()
+        datamodule.check_not_empty("fit")
     task = build_task(cfg)
+    fresh = checkpoint is None and not run.run_dir.exists()
+    try:
+        return _fit_and_validate(cfg, run, datamodule, task, checkpoint)
+    except BaseException:
+        if fresh and rank_zero_only.rank == 0 and not any(run.checkpoint_dir.glob("*.ckpt")):
+            shutil.rmtree(run.run_dir, ignore_errors=True)  # a failed start leaves nothing behind
+        raise
+
+
+def _fit_and_validate(
+    cfg: DictConfig, run: Run, datamodule: L.LightningDataModule, task: RecurrentTask, checkpoint: str | None
+) -> dict[str, Any]:
+    if rank_zero_only.rank == 0 and checkpoint is None:
+        run.save_config(cfg)
+    rank_zero_only(print)(f"run id: {run.run_id}\nrun dir: {run.run_dir.resolve()}")
     trainer = build_trainer(cfg)
     rank_zero_only(print)(describe_task(task))
-    if rank_zero_only.rank == 0:
+    if rank_zero_only.rank == 0 and checkpoint is None:  # a resumed run's trackers hold them already
         record_run_start(trainer.loggers, OmegaConf.to_container(cfg), run.run_id, run.run_dir)
     start = time.perf_counter()
     with shared_run_id(run.run_id):
-        trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint)
+        try:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        except SIGTERMException:  # Lightning's way out after a SIGTERM
+            _raise_if_stopped(trainer, run)
+            raise
+        _raise_if_stopped(trainer, run)
         trainer.save_checkpoint(run.checkpoint_dir / "last.ckpt", weights_only=False)  # a resume point
         trainer.validate(task, datamodule=datamodule, verbose=False)
     close_callbacks(trainer)
@@ -75,6 +119,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_summary(_run_summary(run, trainer, time.perf_counter() - start), title=f"run {run.run_id}")
         finish_trackers(trainer.loggers)
     return {"run_id": run.run_id, "task": task.metric_task, **results}
+
+
+def _raise_if_stopped(trainer: L.Trainer, run: Run) -> None:
+    """:class:`RunStopped` when a :class:`StopOnSignal` callback stopped the training."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, StopOnSignal) and callback.stopped_by is not None:
+            close_callbacks(trainer)
+            finish_trackers(trainer.loggers)
+            signum = getattr(signal, callback.stopped_by, signal.SIGTERM)
+            raise RunStopped(
+                f"stopped by {callback.stopped_by} after step {trainer.global_step}; the checkpoint of that "
+                f"step is {callback.checkpoint}.\nResume with: python train.py resume={run.run_id}",
+                exit_code=128 + int(signum),
+            )
 
 
 def describe_task(task: RecurrentTask) -> str:

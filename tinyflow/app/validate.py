@@ -11,6 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinyflow.app.build import build_callbacks, build_task, close_callbacks
+from tinyflow.app.checkpoints import trainer_plugins
+from tinyflow.app.checks import check_config
 from tinyflow.app.console import print_metrics, print_summary
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
@@ -49,9 +51,12 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             if cfg.get(group) is not None:
                 run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
         run_cfg.data.update(trained_input)
+    check_config(run_cfg)
     checkpoint = run.checkpoint(which)
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
     datamodule = instantiate(run_cfg.data)
+    datamodule.prepare_data()
+    datamodule.check_not_empty("validate")
     task = build_task(run_cfg)
     trainer = instantiate(
         run_cfg.trainer,
@@ -59,12 +64,11 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         callbacks=build_callbacks(cfg),
         enable_checkpointing=False,
         enable_model_summary=False,
+        plugins=trainer_plugins(run_cfg.trainer),
         **SINGLE_PROCESS,
     )
     start = time.perf_counter()
-    trainer.validate(
-        task, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=False, verbose=False
-    )
+    trainer.validate(task, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=True, verbose=False)
     close_callbacks(trainer)
     results = task.validation_results
     print_metrics(results, task.metrics(), title=f"validation of run {run.run_id} ({Path(checkpoint).name})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,37 @@ def find_recordings(folder: str | Path) -> list[Path]:
     if not paths:
         raise FileNotFoundError(f"data folder {folder} holds no HDF5 recordings (*.h5, *.hdf5)")
     return paths
+
+
+class EmptyDataError(ValueError):
+    """A split that would train or validate on nothing; the message says what to change."""
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over a :class:`SequentialBatchSampler` whose position is part of a checkpoint.
+
+    Lightning saves ``state_dict()`` with every checkpoint and hands it back to ``load_state_dict()`` on
+    resume, so a resumed run sees exactly the batches an uninterrupted run would have seen from its step.
+    The position is the epoch and the number of its batches the training loop has finished, read from
+    ``batches_done`` (the trainer's count: batches prefetched by the loader or its workers do not count).
+    """
+
+    def __init__(self, *args: Any, batches_done: Callable[[], int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self.batch_sampler.epoch), "batches_done": int(self.batches_done())}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Continue after the saved position; a checkpoint of an epoch's last batch continues with the next
+        epoch."""
+        sampler, epoch, done = self.batch_sampler, int(state["epoch"]), int(state["batches_done"])
+        sampler.set_epoch(epoch)
+        if done >= len(sampler):
+            sampler.resume_at(epoch + 1, 0)
+        else:
+            sampler.resume_at(epoch, done)
 
 
 class EventDataModule(L.LightningDataModule, abc.ABC):
@@ -132,6 +163,44 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 targets=self.targets,
             )
 
+    def check_not_empty(self, stage: str = "fit", world_size: int = 1) -> None:
+        """Raise :class:`EmptyDataError` when training would take zero steps (``fit``) or validation has no
+        window (``fit`` and ``validate``), naming the recordings and the settings to change."""
+        self.setup(stage)
+        if stage == "fit":
+            counts = self.train_set.window_counts
+            usable = sum(c > 0 for c in counts)
+            if usable < self.batch_size * world_size:
+                raise EmptyDataError(
+                    f"data.batch_size={self.batch_size} parallel streams"
+                    + (f" on each of {world_size} processes" if world_size > 1 else "")
+                    + f" need as many training recordings with windows (each stream walks its own); found "
+                    f"{usable} training recording{'s' * (usable != 1)} with windows "
+                    f"({', '.join(self.train_set.recording_names)}): lower data.batch_size or add recordings"
+                )
+            batches = len(
+                SequentialBatchSampler(counts, self.batch_size, self.seq_len, True, self.seed, 0, 1)
+            )
+            if batches // world_size == 0:
+                raise EmptyDataError(
+                    f"training would take 0 steps: {len(counts)} training recordings with {counts} windows "
+                    f"({self.train_windowing.mode} windowing) give no batch of data.batch_size={self.batch_size} "
+                    f"streams x data.seq_len={self.seq_len} consecutive windows"
+                    + (f" on each of {world_size} processes" if world_size > 1 else "")
+                    + "; lower data.seq_len or data.batch_size, use shorter windows, or add recordings"
+                )
+        if sum(self.val_set.window_counts) == 0:
+            windowing = self.val_windowing
+            hint = (
+                f"; they hold no GT flow '{windowing.flow_name}': set data.val_windowing.without_gt=count"
+                if windowing.mode == "gt"
+                else ""
+            )
+            raise EmptyDataError(
+                f"nothing to validate: the {len(self.val_set.recordings)} validation recordings "
+                f"({', '.join(self.val_set.recording_names)}) give no window with {windowing.mode} windowing{hint}"
+            )
+
     def _loader(self, dataset: WindowDataset, batch_size: int, seq_len: int, shuffle: bool) -> DataLoader:
         """Training shares the recordings between the ranks of a distributed run (the trainer's
         ``use_distributed_sampler`` must be off); validation is not shared: every rank validates every
@@ -142,13 +211,15 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         sampler = SequentialBatchSampler(
             dataset.window_counts, batch_size, seq_len, shuffle, self.seed, rank=rank, world_size=world
         )
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=SequenceCollate(batch_size),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        options = {"collate_fn": SequenceCollate(batch_size), "num_workers": self.num_workers}
+        options["persistent_workers"] = self.num_workers > 0
+        if not shuffle:
+            return DataLoader(dataset, batch_sampler=sampler, **options)
+        return ResumableLoader(dataset, batch_sampler=sampler, batches_done=self._batches_done, **options)
+
+    def _batches_done(self) -> int:
+        """Training batches of the current epoch that the trainer has finished."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, self.seq_len, shuffle=True)

@@ -22,11 +22,30 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from tinyflow.metrics.registry import TaskMetrics, task_metrics
-from tinyflow.models.stateful import StatefulNetwork
+from tinyflow.models.stateful import StatefulNetwork, map_state
+
+RESUME_KEY = "tinyflow_resume"  # checkpoint entry: recurrent state and training RNG state
+
+
+def rng_state() -> dict[str, Any]:
+    """torch's random-number states: the CPU generator, and every CUDA device's once CUDA is in use."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["cpu"].cpu())
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
 
 Window = dict[str, Tensor]  # one time step of a batch: every entry [B, ...]
 
@@ -93,6 +112,7 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         self.window_observers: list[Callable[[ObservedWindow], None]] = []
         self.validation_results: dict[str, dict[str, dict[str, float]]] = {"recordings": {}, "mean": {}}
         self._stashed_state: Any = None
+        self._training_rng: dict[str, Any] | None = None
 
     @classmethod
     def metrics(cls) -> TaskMetrics:
@@ -156,6 +176,8 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         return self.network(x)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if self._training_rng is not None:  # training draws continue where the last step left them
+            set_rng_state(self._training_rng)
         optimizer = self.optimizers()
         steps, streams = batch["input"].shape[:2]
         self.begin_sequence(batch)
@@ -177,6 +199,7 @@ class RecurrentTask(L.LightningModule, abc.ABC):
             scheduler.step()
         self.network.detach_state()
         self.network.reset_state(batch["end_of_recording"][-1])
+        self._training_rng = rng_state()
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=streams)
         if self.window_observers:
             evaluation = self.training_evaluation(window, output)
@@ -184,6 +207,35 @@ class RecurrentTask(L.LightningModule, abc.ABC):
                 ObservedWindow("train", batch, output, loss.detach(), self.training_images(), evaluation)
             )
         return loss.detach()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save what an exact resume needs besides weights and optimiser: the training streams' recurrent
+        state and the random-number state of the training steps (one entry per rank of a distributed run).
+        """
+        resume = {"recurrent_state": self.network.state, "training_rng": self._training_rng}
+        if self.trainer.world_size > 1:
+            resume = self.all_gather(resume)
+        checkpoint[RESUME_KEY] = {"world_size": self.trainer.world_size, **resume}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(RESUME_KEY)
+        if saved is None:
+            return
+        world_size, rank = self.trainer.world_size, self.trainer.global_rank
+        if saved["world_size"] != world_size:
+            raise ValueError(
+                f"the checkpoint was written by {saved['world_size']} processes, this run has {world_size}: "
+                "resume with the run's own trainer settings (trainer.devices, trainer.num_nodes)"
+            )
+
+        def mine(tensor: Tensor) -> Tensor:
+            return tensor[rank] if world_size > 1 else tensor
+
+        self.network.state = apply_to_collection(saved["recurrent_state"], Tensor, mine)
+        self._training_rng = apply_to_collection(saved["training_rng"], Tensor, mine)
+
+    def on_train_start(self) -> None:
+        self.network.state = map_state(lambda t: t.to(self.device), self.network.state)
 
     def on_validation_epoch_start(self) -> None:
         self._stashed_state = self.network.state

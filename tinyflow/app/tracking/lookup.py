@@ -10,7 +10,12 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tinyflow.app.tracking.publish import MLFLOW_ARTIFACT_DIR, MLFLOW_RUN_DIR_TAG, wandb_artifact_name
+from tinyflow.app.tracking.publish import (
+    MLFLOW_ARTIFACT_DIR,
+    MLFLOW_RUN_DIR_TAG,
+    MLFLOW_RUN_ID_TAG,
+    wandb_artifact_name,
+)
 
 CONFIG_NAME = "config.yaml"
 MLFLOW_RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -34,6 +39,21 @@ def mlflow_store_exists(tracking_uri: str) -> bool:
     if parsed.scheme in ("", "file"):
         return Path(parsed.path if parsed.scheme else tracking_uri).is_dir()
     return True
+
+
+def mlflow_run_of(run_id: str, tracking_uri: str) -> str | None:
+    """The id of the MLflow run tagged with tinyflow run ``run_id`` (the latest one), or None."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    found = client.search_runs(
+        experiments,
+        filter_string=f"tags.`{MLFLOW_RUN_ID_TAG}` = '{run_id}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0].info.run_id if found else None
 
 
 def find_mlflow(key: str, tracking_uri: str, download_root: Path) -> Path | None:

@@ -1,0 +1,158 @@
+"""Config values checked when a run starts, before anything is built or written.
+
+Each rule names a key, the type and range it takes, and what the key means; a value that breaks a rule
+raises one :class:`ConfigError` naming the key, the value and what was expected. Keys that a config does
+not have are skipped (a data config without ``crop_size``, a model without neurons).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and what was expected."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``key`` must be a ``kind`` (``int``, ``float``: any real number, ``bool``, ``str``) within the bounds.
+
+    Attributes:
+        minimum, maximum: inclusive bounds, or None.
+        above: exclusive lower bound, or None.
+        nullable: None is allowed.
+        special: further allowed values outside the bounds (e.g. -1 for "no limit").
+        meaning: what the value is, in the message (``optimiser steps``, ``learning rate``).
+    """
+
+    key: str
+    kind: type
+    meaning: str
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    nullable: bool = False
+    special: tuple[object, ...] = ()
+
+    def expected(self) -> str:
+        words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[self.kind]
+        bounds = []
+        if self.above is not None:
+            bounds.append(f"> {self.above:g}")
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:g}")
+        text = f"{words} ({self.meaning})" + (f" {' and '.join(bounds)}" if bounds else "")
+        alternatives = [repr(v) for v in self.special] + (["null"] if self.nullable else [])
+        return text + (f", or {' or '.join(alternatives)}" if alternatives else "")
+
+    def violated_by(self, value: object) -> bool:
+        if value is None:
+            return not self.nullable
+        if value in self.special and type(value) is not bool:
+            return False
+        if self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                return True
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return True
+        elif not isinstance(value, self.kind):
+            return True
+        if self.kind in (int, float):
+            if self.above is not None and not value > self.above:
+                return True
+            if self.minimum is not None and value < self.minimum:
+                return True
+            if self.maximum is not None and value > self.maximum:
+                return True
+        return False
+
+
+STEPS = "optimiser steps"
+RULES: tuple[Rule, ...] = (
+    Rule("seed", int, "random seed", minimum=0),
+    Rule("trainer.max_steps", int, STEPS, minimum=1, special=(-1,)),
+    Rule("trainer.max_epochs", int, "epochs", minimum=1, special=(-1,), nullable=True),
+    Rule("trainer.check_val_every_n_epoch", int, "epochs between validations", minimum=1, nullable=True),
+    Rule("trainer.log_every_n_steps", int, STEPS, minimum=1),
+    Rule("trainer.devices", int, "devices per node", minimum=1, special=("auto", -1)),
+    Rule("trainer.num_nodes", int, "nodes", minimum=1),
+    Rule("optimizer.lr", float, "learning rate", above=0),
+    Rule("optimizer.weight_decay", float, "weight decay", minimum=0),
+    Rule(
+        "scheduler.T_max",
+        int,
+        "optimiser steps to decay over; it follows trainer.max_steps: set trainer.max_steps, or scheduler=constant",
+        minimum=1,
+    ),
+    Rule("task.gradient_clip_val", float, "max gradient norm", above=0, nullable=True),
+    Rule("data.batch_size", int, "parallel streams per batch", minimum=1),
+    Rule("data.seq_len", int, "windows per stream and batch", minimum=1),
+    Rule("data.val_batch_size", int, "parallel validation streams", minimum=1),
+    Rule("data.num_bins", int, "input channels of the voxel grid", minimum=1),
+    Rule("data.num_workers", int, "loader processes", minimum=0),
+    Rule("data.num_train", int, "training recordings", minimum=1),
+    Rule("data.num_val", int, "validation recordings", minimum=1),
+    Rule("data.synth.height", int, "pixels", minimum=8),
+    Rule("data.synth.width", int, "pixels", minimum=8),
+    Rule("data.synth.duration_us", int, "microseconds", minimum=1),
+    Rule("data.train_windowing.events_per_window", int, "events", minimum=1),
+    Rule("data.train_windowing.duration_us", int, "microseconds", minimum=1),
+    Rule("data.val_windowing.events_per_window", int, "events", minimum=1),
+    Rule("data.val_windowing.duration_us", int, "microseconds", minimum=1),
+    Rule("model.base_num_channels", int, "channels", minimum=1),
+    Rule("model.kernel_size", int, "pixels", minimum=1),
+    Rule("model.flow_scaling", float, "pixels per window at tanh = 1", above=0),
+    Rule("loss.smoothness_weight", float, "weight", minimum=0),
+)
+ENCODINGS = ("counts", "voxel")
+
+
+def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
+    """Raise :class:`ConfigError` for the first value that breaks a rule, or an encoding or crop that
+    cannot work; values that cannot be resolved (a broken interpolation) are errors too."""
+    for rule in rules:
+        value = _value(cfg, rule.key)
+        if value is not _MISSING and rule.violated_by(value):
+            raise ConfigError(f"{rule.key}={value!r} ({type(value).__name__}): expected {rule.expected()}")
+    encoding = _value(cfg, "data.encoding")
+    if encoding is not _MISSING and encoding not in ENCODINGS:
+        raise ConfigError(f"data.encoding={encoding!r}: expected one of {', '.join(ENCODINGS)}")
+    crop = _value(cfg, "data.crop_size")
+    if crop is not _MISSING and crop is not None and not _is_size(crop):
+        raise ConfigError(
+            f"data.crop_size={crop!r}: expected [height, width] in pixels (integers >= 1) or null"
+        )
+    kernel = _value(cfg, "model.kernel_size")
+    if isinstance(kernel, int) and kernel % 2 == 0:
+        raise ConfigError(f"model.kernel_size={kernel}: expected an odd number of pixels (same-size padding)")
+
+
+_MISSING = object()
+
+
+def _value(cfg: DictConfig, key: str) -> object:
+    """The resolved value at ``key`` (containers as plain lists), or ``_MISSING`` when there is none."""
+    try:
+        value = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{key}: {error}".splitlines()[0]) from None
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _is_size(value: object) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    )
