@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from tinyflow.app.tracking.publish import (
@@ -41,19 +42,21 @@ def mlflow_store_exists(tracking_uri: str) -> bool:
     return True
 
 
+def latest_mlflow_run(client: Any, filter_string: str) -> Any | None:
+    """The most recently started MLflow run of any experiment that matches ``filter_string``, or None."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    found = client.search_runs(
+        experiments, filter_string=filter_string, order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return found[0] if found else None
+
+
 def mlflow_run_of(run_id: str, tracking_uri: str) -> str | None:
     """The id of the MLflow run tagged with tinyflow run ``run_id`` (the latest one), or None."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    found = client.search_runs(
-        experiments,
-        filter_string=f"tags.`{MLFLOW_RUN_ID_TAG}` = '{run_id}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return found[0].info.run_id if found else None
+    run = latest_mlflow_run(MlflowClient(tracking_uri), f"tags.`{MLFLOW_RUN_ID_TAG}` = '{run_id}'")
+    return run.info.run_id if run is not None else None
 
 
 def find_mlflow(key: str, tracking_uri: str, download_root: Path) -> Path | None:
@@ -71,16 +74,9 @@ def find_mlflow(key: str, tracking_uri: str, download_root: Path) -> Path | None
         except MlflowException:
             run = None
     if run is None:
-        experiments = [e.experiment_id for e in client.search_experiments()]
-        found = client.search_runs(
-            experiments,
-            filter_string=f"attributes.run_name = '{key}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        if not found:
+        run = latest_mlflow_run(client, f"attributes.run_name = '{key}'")
+        if run is None:
             return None
-        run = found[0]
     local = run.data.tags.get(MLFLOW_RUN_DIR_TAG)
     if local and (Path(local) / CONFIG_NAME).is_file():
         return Path(local)
