@@ -8,17 +8,26 @@ import pytest
 import torch
 from test_cmax import translating_texture_window
 
+from tinyflow.app.checks import ConfigError
+from tinyflow.app.console import metric_selection, metrics_table
 from tinyflow.cmax.event_list import EventsWithFlow
 from tinyflow.cmax.splat import splat_bilinear, splat_nearest
 from tinyflow.metrics.flow import (
+    FLOW_METRICS,
     FlowErrorMetrics,
     angular_error_deg,
     event_pixel_mask,
+    filtered_angular_error,
     flow_error_sums,
     flow_warp_loss,
+    gt_weighted_angular_error,
+    mean_flow_angular_error,
+    normalised_angular_error,
+    normalised_endpoint_error,
     ratio_squared_average_timestamps,
     rescale_flow,
 )
+from tinyflow.metrics.registry import Metric, TaskMetrics
 
 
 def flow_image(vectors: list[list[tuple[float, float]]]) -> torch.Tensor:
@@ -155,3 +164,195 @@ def test_event_pixel_mask_marks_pixels_with_events_even_when_polarities_cancel()
     pixels = event_pixel_mask(events, mask, (2, 3))
     expected = torch.tensor([[[False, True, False], [False, False, True]]])
     assert torch.equal(pixels, expected)
+
+
+# The low-power fork's metrics on a [1, 2, 2, 2] field (x, y) per pixel, angles between (u, v, 1) vectors:
+#   p00: gt (3, 4), |gt| = 5;      pred (3, 0):  error |(0, -4)| = 4, NEE 4 / 5 = 0.8
+#        angle: dot = 9 + 0 + 1 = 10, |pred| = sqrt(10), |gt| = sqrt(26)  -> acos(10 / sqrt(260))
+#   p01: gt (0, 0), zero GT;       pred (1, 0):  left out of NEE / NAAE, weight 0, not above 0.5 px
+#        angle: dot = 1, |pred| = sqrt(2), |gt| = 1                        -> 45 deg
+#   p10: gt (0, 0.5), |gt| = 0.5;  pred (1, 0.5): error 1, NEE 1 / 0.5 = 2; |gt| = 0.5 is not > 0.5 px
+#        angle: dot = 0.25 + 1 = 1.25, |pred| = 1.5, |gt| = sqrt(1.25)     -> acos(sqrt(1.25) / 1.5)
+#   p11: not evaluated (mask False): gt (10, 0), pred (-10, 0) must change nothing
+FORK_GT = flow_image([[(3, 4), (0, 0)], [(0, 0.5), (10, 0)]])
+FORK_PRED = flow_image([[(3, 0), (1, 0)], [(1, 0.5), (-10, 0)]])
+FORK_MASK = torch.tensor([[[True, True], [True, False]]])
+A00 = math.degrees(math.acos(10 / math.sqrt(260)))
+A01 = 45.0
+A10 = math.degrees(math.acos(math.sqrt(1.25) / 1.5))
+
+
+def test_fork_angles_by_hand():
+    angles = angular_error_deg(FORK_PRED, FORK_GT)[0]
+    assert angles[0, 0].item() == pytest.approx(A00)
+    assert angles[0, 1].item() == pytest.approx(A01)
+    assert angles[1, 0].item() == pytest.approx(A10)
+
+
+def test_normalised_endpoint_error_by_hand():
+    # pixels with |GT| >= 0.01 px: p00 and p10 -> (0.8 + 2) / 2
+    nee = normalised_endpoint_error(FORK_PRED, FORK_GT, FORK_MASK)
+    assert nee.tolist() == [pytest.approx(1.4)]
+    # with the threshold above 0.5 px only p00 is left
+    assert normalised_endpoint_error(FORK_PRED, FORK_GT, FORK_MASK, min_gt_px=0.6).item() == pytest.approx(
+        0.8
+    )
+
+
+def test_normalised_angular_error_by_hand():
+    # deg / px over p00 and p10: (A00 / 5 + A10 / 0.5) / 2
+    naae = normalised_angular_error(FORK_PRED, FORK_GT, FORK_MASK)
+    assert naae.item() == pytest.approx((A00 / 5 + A10 / 0.5) / 2)
+
+
+def test_gt_weighted_angular_error_by_hand():
+    # (5 A00 + 0 * 45 + 0.5 A10) / (5 + 0 + 0.5): the zero-GT pixel weighs nothing
+    weighted = gt_weighted_angular_error(FORK_PRED, FORK_GT, FORK_MASK)
+    assert weighted.item() == pytest.approx((5 * A00 + 0.5 * A10) / 5.5)
+
+
+def test_filtered_angular_error_by_hand():
+    # |GT| > 0.5 px: p00 only (p10 sits on the threshold, p01 is zero, p11 is masked out)
+    assert filtered_angular_error(FORK_PRED, FORK_GT, FORK_MASK).item() == pytest.approx(A00)
+    # threshold 0.4 px: p00 and p10
+    assert filtered_angular_error(FORK_PRED, FORK_GT, FORK_MASK, threshold_px=0.4).item() == pytest.approx(
+        (A00 + A10) / 2
+    )
+
+
+def test_mean_flow_angular_error_by_hand():
+    # means over p00, p01, p10 (the zero-GT pixel counts: it is evaluated):
+    #   pred ((3 + 1 + 1) / 3, (0 + 0 + 0.5) / 3) = (5/3, 1/6);  gt ((3 + 0 + 0) / 3, (4 + 0 + 0.5) / 3) = (1, 1.5)
+    #   dot = 5/3 + 1/4 + 1 = 35/12;  |pred|^2 = 25/9 + 1/36 + 1 = 137/36;  |gt|^2 = 1 + 2.25 + 1 = 17/4
+    #   cos = (35/12) / sqrt(137/36 * 17/4) = 35 / sqrt(2329)
+    angle = mean_flow_angular_error(FORK_PRED, FORK_GT, FORK_MASK)
+    assert angle.item() == pytest.approx(math.degrees(math.acos(35 / math.sqrt(2329))))
+
+
+def test_fork_metrics_on_zero_gt_and_empty_masks():
+    zero_gt = torch.zeros_like(FORK_GT)
+    everywhere = torch.ones_like(FORK_MASK)
+    nowhere = torch.zeros_like(FORK_MASK)
+    # only zero GT: the normalised, weighted and filtered metrics have no pixel (NaN, no division by zero)
+    for metric in (normalised_endpoint_error, normalised_angular_error, gt_weighted_angular_error):
+        assert math.isnan(metric(FORK_PRED, zero_gt, everywhere).item()), metric.__name__
+    assert math.isnan(filtered_angular_error(FORK_PRED, zero_gt, everywhere).item())
+    # the angle of the means is defined: mean pred ((3 + 1 + 1 - 10) / 4, 0.5 / 4) = (-1.25, 0.125) vs (0, 0)
+    #   cos = 1 / sqrt(1.25^2 + 0.125^2 + 1)
+    expected = math.degrees(math.acos(1 / math.sqrt(1.25**2 + 0.125**2 + 1)))
+    assert mean_flow_angular_error(FORK_PRED, zero_gt, everywhere).item() == pytest.approx(expected)
+    # no evaluated pixel: every metric is NaN
+    for metric in (
+        normalised_endpoint_error,
+        normalised_angular_error,
+        gt_weighted_angular_error,
+        filtered_angular_error,
+        mean_flow_angular_error,
+    ):
+        assert math.isnan(metric(FORK_PRED, FORK_GT, nowhere).item()), metric.__name__
+    # a near-zero GT below the epsilon is left out, not divided by
+    tiny = FORK_GT.clone()
+    tiny[0, :, 1, 0] = torch.tensor([0.0, 0.005])  # p10 |GT| 0.005 px < 0.01 px: only p00 is left
+    assert normalised_endpoint_error(FORK_PRED, tiny, FORK_MASK).item() == pytest.approx(0.8)
+
+
+def test_fork_metrics_check_their_input():
+    with pytest.raises(ValueError, match="mask must be a bool tensor"):
+        normalised_endpoint_error(FORK_PRED, FORK_GT, FORK_MASK.float())
+    with pytest.raises(ValueError, match="pred and gt must both be"):
+        mean_flow_angular_error(FORK_PRED[:, :1], FORK_GT[:, :1], FORK_MASK)
+
+
+def test_fork_metrics_average_windows_where_defined():
+    metrics = FlowErrorMetrics()
+    everywhere = torch.ones_like(FORK_MASK)
+    zero_gt = torch.zeros_like(FORK_GT)
+    # recording "a": the hand-computed window, then a window with zero GT everywhere; "z": only zero GT
+    metrics.update(
+        torch.cat((FORK_PRED, FORK_PRED, FORK_PRED)),
+        torch.cat((FORK_GT, zero_gt, zero_gt)),
+        torch.cat((FORK_MASK, everywhere, everywhere)),
+        torch.ones(3, 2, 2, dtype=torch.bool),
+        recordings=["a", "a", "z"],
+    )
+    results = metrics.compute()
+    first, zero = results["a"], results["z"]
+    assert first.num_windows == 2
+    # the zero-GT window has no NEE: the recording's NEE is the first window's, not an average with NaN
+    assert first.nee == pytest.approx(1.4)
+    assert first.aae_filtered_deg == pytest.approx(A00)
+    # the AE of means is defined on both windows (second: mean pred (-1.25, 0.125) vs (0, 0))
+    second_window = math.degrees(math.acos(1 / math.sqrt(1.25**2 + 0.125**2 + 1)))
+    first_window = math.degrees(math.acos(35 / math.sqrt(2329)))
+    assert first.mean_flow_ae_deg == pytest.approx((first_window + second_window) / 2)
+    # the default AAE still averages both windows; window 2 against (0, 0, 1): cos = 1 / sqrt(|pred|^2 + 1)
+    second_aae = sum(math.degrees(math.acos(1 / math.sqrt(n + 1))) for n in (9, 1, 1.25, 100)) / 4
+    assert first.aae_deg == pytest.approx(((A00 + A01 + A10) / 3 + second_aae) / 2)
+    # FlowErrors.values(): registry keys, a metric that no window gives is left out
+    assert list(first.values()) == [m.key for m in FLOW_METRICS.metrics if m.key not in ("fwl", "rsat")]
+    assert set(zero.values()) == {"aee", "outliers", "aee_zero", "aae", "ae_mean"}
+
+
+def test_registry_declares_the_fork_metrics_outside_the_default_table():
+    default = [m.key for m in FLOW_METRICS.reported("default")]
+    assert default == ["aee", "outliers", "aee_zero", "aae", "fwl", "rsat"]
+    full = [m.key for m in FLOW_METRICS.reported("full")]
+    assert full == [*default, "nee", "naae", "aae_weighted", "aae_filtered", "ae_mean"]
+    assert FLOW_METRICS.metric("naae").heading == "NAAE [deg/px]"
+    assert FLOW_METRICS.metric("nee").heading == "NEE"  # a ratio
+    assert all(m.lower_is_better for m in FLOW_METRICS.metrics if not m.default)
+    assert FLOW_METRICS.monitor.key == "aee"  # checkpoint monitoring unchanged
+    with pytest.raises(ValueError, match="metrics=all: expected default or full"):
+        FLOW_METRICS.reported("all")
+
+
+def test_select_keeps_the_selected_keys_of_every_recording_and_the_mean():
+    metrics = TaskMetrics(
+        "toy",
+        (
+            Metric("a", "A", None, True, "toy", "shown"),
+            Metric("b", "B", "px", True, "toy", "extra", default=False),
+        ),
+        objective=("b",),  # the objective may be a non-default metric: selection only affects what is shown
+    )
+    results = {
+        "recordings": {"r": {"a": 1.0, "b": 2.0}, "s": {"b": 3.0}},
+        "mean": {"a": 1.0, "b": 2.5},
+        "x": 0,
+    }
+    assert metrics.select(results) == {"recordings": {"r": {"a": 1.0}, "s": {}}, "mean": {"a": 1.0}, "x": 0}
+    assert metrics.select(results, "full") == results
+    assert results["mean"] == {"a": 1.0, "b": 2.5}  # the input is left as it was
+
+
+def test_metrics_table_shows_what_was_selected():
+    keys = [m.key for m in FLOW_METRICS.metrics]
+    results = {"recordings": {"r": dict.fromkeys(keys, 1.0)}, "mean": dict.fromkeys(keys, 1.0)}
+
+    def headers(selection: str) -> list[str]:
+        table = metrics_table(FLOW_METRICS.select(results, selection), FLOW_METRICS, "t")
+        return [str(column.header) for column in table.columns]
+
+    assert headers("default") == [
+        "recording",
+        "AEE [px]",
+        "outliers [%]",
+        "zero-flow AEE [px]",
+        "AAE [deg]",
+        "FWL",
+        "RSAT",
+    ]
+    assert headers("full")[7:] == [
+        "NEE",
+        "NAAE [deg/px]",
+        "AAE |GT|-weighted [deg]",
+        "AAE |GT| > 0.5 px [deg]",
+        "AE of means [deg]",
+    ]
+
+
+def test_metric_selection_is_a_config_value():
+    assert metric_selection(None) == "default"
+    assert metric_selection("full") == "full"
+    with pytest.raises(ConfigError, match="metrics=ful: expected default or full"):
+        metric_selection("ful")

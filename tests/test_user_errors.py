@@ -116,6 +116,7 @@ CASES = {
         lambda tmp: [*TINY_TRAIN, "optimizer.lr=-1"],
         r"optimizer\.lr=-1 .*learning rate.*> 0",
     ),
+    "metrics=all": (lambda tmp: [*TINY_TRAIN, "metrics=all"], r"metrics='all': expected default or full"),
     "unknown run id": (lambda tmp: [*TINY_TRAIN, "resume=nosuchrun"], r"no run 'nosuchrun'"),
 }
 

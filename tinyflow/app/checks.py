@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tinyflow.metrics.registry import METRIC_SELECTIONS
+
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key, the value and what was expected."""
@@ -130,6 +132,11 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     if crop is not _MISSING and crop is not None and not _is_size(crop):
         raise ConfigError(
             f"data.crop_size={crop!r}: expected [height, width] in pixels (integers >= 1) or null"
+        )
+    selection = _value(cfg, "metrics")
+    if selection not in (_MISSING, None) and selection not in METRIC_SELECTIONS:
+        raise ConfigError(
+            f"metrics={selection!r}: expected {' or '.join(METRIC_SELECTIONS)} (what tables and JSON show)"
         )
     kernel = _value(cfg, "model.kernel_size")
     if isinstance(kernel, int) and kernel % 2 == 0:

@@ -14,12 +14,22 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tinyflow.app.checks import ConfigError
 from tinyflow.io import open_recording
-from tinyflow.metrics.registry import TaskMetrics
+from tinyflow.metrics.registry import TaskMetrics, check_metric_selection
+
+
+def metric_selection(value: object) -> str:
+    """The ``metrics=`` value (``default`` when unset or null); :class:`ConfigError` unless default or full."""
+    try:
+        return check_metric_selection("default" if value is None else value)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def metrics_table(results: Mapping[str, Any], metrics: TaskMetrics, title: str) -> Table:
-    """One row per recording and a mean row; columns: the task's declared metrics that any recording reports."""
+    """One row per recording and a mean row; columns: the task's declared metrics that any recording reports
+    (pass results through :meth:`TaskMetrics.select` to show the default ones only)."""
     recordings: Mapping[str, Mapping[str, float]] = results["recordings"]
     shown = [m for m in metrics.metrics if any(m.key in values for values in recordings.values())]
     table = Table(title=Text(title))

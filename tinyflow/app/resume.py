@@ -1,7 +1,7 @@
 """``python train.py resume=<id> [overrides]``: continue a run from its last checkpoint with its own config.
 
 The rule for overrides given with ``resume=``: a resumed run keeps everything its checkpoint was trained
-with. Overrides of ``trainer.*`` (e.g. ``trainer.max_steps`` to train longer) and ``callbacks.*`` (e.g.
+with. Overrides of ``metrics``, ``trainer.*`` (e.g. ``trainer.max_steps`` to train longer) and ``callbacks.*`` (e.g.
 ``+callbacks=rerun`` to watch the rest; ``+callbacks.<name>=null`` drops one) apply; any other override (model, data, loss, task, optimiser,
 scheduler, seed, ...) is refused with a message naming it. A cosine schedule keeps the length it was
 started with (``scheduler.T_max``): ``trainer.max_steps`` beyond it is refused.
@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tinyflow.app.checks import ConfigError
 from tinyflow.app.tracking.lookup import mlflow_run_of
 
-RESUMABLE_GROUPS = ("trainer", "callbacks")
+RESUMABLE_GROUPS = ("trainer", "callbacks", "metrics")
 IGNORED_KEYS = ("resume", "hydra")
 
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinyflow.app.build import build_task, build_trainer, close_callbacks
 from tinyflow.app.checks import check_config
-from tinyflow.app.console import print_metrics, print_summary
+from tinyflow.app.console import metric_selection, print_metrics, print_summary
 from tinyflow.app.errors import RunStopped
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
@@ -64,8 +64,9 @@ def train(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, 
         overrides: the command line's overrides (what ``resume=`` may apply); default: Hydra's.
 
     Returns:
-        The validation results ``{"recordings": {name: {key: value}}, "mean": {key: value}}`` with the
-        ``run_id`` and the ``task`` (the metric registry's task name) added.
+        The validation results ``{"recordings": {name: {key: value}}, "mean": {key: value}}`` (the metrics
+        that ``metrics=default|full`` selects) with the ``run_id`` and the ``task`` (the metric registry's
+        task name) added.
 
     Raises:
         RunStopped: a signal stopped the training; ``last.ckpt`` holds the step it stopped at.
@@ -112,7 +113,7 @@ def _fit_and_validate(
         trainer.save_checkpoint(run.checkpoint_dir / "last.ckpt", weights_only=False)  # a resume point
         trainer.validate(task, datamodule=datamodule, verbose=False)
     close_callbacks(trainer)
-    results = task.validation_results
+    results = task.metrics().select(task.validation_results, metric_selection(cfg.get("metrics")))
     if trainer.is_global_zero:
         publish_run(trainer.loggers, run.config_path, run.checkpoint_dir)
         print_metrics(results, task.metrics(), title=f"validation of run {run.run_id} (last checkpoint)")

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tinyflow.app.build import build_callbacks, build_task, close_callbacks
 from tinyflow.app.checkpoints import trainer_plugins
 from tinyflow.app.checks import check_config
-from tinyflow.app.console import print_metrics, print_summary
+from tinyflow.app.console import metric_selection, print_metrics, print_summary
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.runs import ARTIFACT_VERSION, Trackers, find_run
@@ -35,11 +35,15 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     :func:`tinyflow.app.runs.find_run`); ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B
     artifact version ``v<N>`` or a file. Validation runs in one process.
 
+    ``metrics`` selects what the table, the JSON of ``output=`` and the returned results hold: ``default``
+    (the registry's default metrics) or ``full`` (every metric the task declares).
+
     Returns:
         ``{"recordings": {name: {key: value}}, "mean": {key: value}}`` (keys from the metric registry).
     """
     register_resolvers()
     quiet_console()
+    selection = metric_selection(cfg.get("metrics"))
     which = str(cfg.checkpoint)
     trackers = Trackers(**OmegaConf.to_container(cfg.trackers, resolve=True)) if cfg.get("trackers") else None
     version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
@@ -70,7 +74,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.validate(task, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=True, verbose=False)
     close_callbacks(trainer)
-    results = task.validation_results
+    results = task.metrics().select(task.validation_results, selection)
     print_metrics(results, task.metrics(), title=f"validation of run {run.run_id} ({Path(checkpoint).name})")
     if cfg.get("output"):
         Path(cfg.output).write_text(json.dumps(results, indent=2))

@@ -1,6 +1,21 @@
 """Evaluation metrics, declared once in the registry (flow errors against ground truth, GT-free focus ratios)."""
 
 from tinyflow.metrics.flow import FLOW_METRICS
-from tinyflow.metrics.registry import Metric, TaskMetrics, register_task_metrics, task_metrics
+from tinyflow.metrics.registry import (
+    METRIC_SELECTIONS,
+    Metric,
+    TaskMetrics,
+    check_metric_selection,
+    register_task_metrics,
+    task_metrics,
+)
 
-__all__ = ["FLOW_METRICS", "Metric", "TaskMetrics", "register_task_metrics", "task_metrics"]
+__all__ = [
+    "FLOW_METRICS",
+    "METRIC_SELECTIONS",
+    "Metric",
+    "TaskMetrics",
+    "check_metric_selection",
+    "register_task_metrics",
+    "task_metrics",
+]

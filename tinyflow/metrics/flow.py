@@ -3,13 +3,18 @@
 Ground-truth errors are computed over the pixels that have events in the evaluated window and valid GT
 (the caller builds ``valid``, e.g. MVSEC marks invalid GT as (0, 0)); the prediction must first be
 brought to the GT interval with :func:`rescale_flow`.
+
+Besides the default six, the metrics of event_flow's low-power fork (LSquarzoni/SNN_Event-based_Optical_Flow,
+``loss/flow.py``: NEE, NAAE, AAE_Weighted, AAE_Filtered, AE_ofMeans) are declared with ``default=False``
+(shown with ``metrics=full``). They are defined here on the GT magnitude and with this module's angle, the
+angle between (u, v, 1) vectors, as the AAE column; each function's docstring says where the fork differs.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +27,12 @@ from tinyflow.metrics.registry import Metric, register_task_metrics
 
 OUTLIER_THRESHOLD_PX = 3.0
 OUTLIER_RELATIVE_THRESHOLD = 0.05
+# Normalised metrics (NEE, NAAE) leave out pixels whose GT magnitude is below this (no division by ~0).
+MIN_GT_MAGNITUDE_PX = 0.01
+# The filtered AAE keeps the pixels whose GT magnitude is above this (the fork's threshold).
+AAE_FILTER_THRESHOLD_PX = 0.5
+_NORMALISED = f"pixels with |GT| >= {MIN_GT_MAGNITUDE_PX:g} px"
+_FILTERED = f"|GT| > {AAE_FILTER_THRESHOLD_PX:g} px"
 
 FLOW_METRICS = register_task_metrics(
     "flow",
@@ -36,6 +47,17 @@ FLOW_METRICS = register_task_metrics(
         Metric("aae", "AAE", "deg", True, "flow", "average angle between (u, v, 1) of prediction and GT"),
         Metric("fwl", "FWL", None, False, "flow", "IWE variance with the flow / without (higher is sharper)"),
         Metric("rsat", "RSAT", None, True, "flow", "squared average timestamps with the flow / without"),
+        Metric("nee", "NEE", None, True, "flow", f"endpoint error / |GT| ({_NORMALISED})", default=False),
+        Metric(
+            "naae", "NAAE", "deg/px", True, "flow", f"angular error / |GT| ({_NORMALISED})", default=False
+        ),
+        Metric(
+            "aae_weighted", "AAE |GT|-weighted", "deg", True, "flow", "AAE weighted by |GT|", default=False
+        ),
+        Metric(
+            "aae_filtered", f"AAE {_FILTERED}", "deg", True, "flow", f"AAE over {_FILTERED}", default=False
+        ),
+        Metric("ae_mean", "AE of means", "deg", True, "flow", "angle of mean pred vs mean GT", default=False),
     ],
     objective=("aee", "rsat"),
 )
@@ -96,6 +118,113 @@ def is_outlier(pred: Tensor, gt: Tensor) -> Tensor:
     return (error > OUTLIER_THRESHOLD_PX) & (error > OUTLIER_RELATIVE_THRESHOLD * gt_magnitude)
 
 
+def _check_flow_pair(pred: Tensor, gt: Tensor, masks: dict[str, Tensor]) -> None:
+    """pred and gt [B, 2, H, W]; each mask bool [B, H, W]."""
+    if pred.shape != gt.shape or pred.ndim != 4 or pred.shape[1] != 2:
+        raise ValueError(
+            f"flow metrics: pred and gt must both be [B, 2, H, W]; got {tuple(pred.shape)}, {tuple(gt.shape)}"
+        )
+    expected_mask = (pred.shape[0], *pred.shape[2:])
+    for name, mask in masks.items():
+        if mask.dtype != torch.bool or tuple(mask.shape) != expected_mask:
+            raise ValueError(
+                f"flow metrics: {name} must be a bool tensor {expected_mask}; "
+                f"got {mask.dtype} {tuple(mask.shape)}"
+            )
+
+
+def _weighted_window_mean(per_pixel: Tensor, weight: Tensor) -> Tensor:
+    """Per batch element [B]: sum(weight * per_pixel) / sum(weight) over H, W; NaN where sum(weight) is 0.
+
+    Pixels of zero weight never enter the sum (an inf or NaN there does not spread).
+    """
+    weight = weight.to(per_pixel.dtype)
+    total = weight.flatten(1).sum(dim=1)
+    weighted = torch.where(weight > 0, per_pixel * weight, 0).flatten(1).sum(dim=1)
+    return torch.where(total > 0, weighted / total.clamp(min=torch.finfo(total.dtype).tiny), math.nan)
+
+
+def normalised_endpoint_error(
+    pred: Tensor, gt: Tensor, mask: Tensor, min_gt_px: float = MIN_GT_MAGNITUDE_PX
+) -> Tensor:
+    """NEE per window [B], unitless: mean over P' of |pred - gt| / |gt|, P' = pixels of ``mask`` with
+    |gt| >= ``min_gt_px`` (pixels of smaller GT are left out: no division by ~0); NaN if P' is empty.
+
+    The fork (``NEE``) divides by min(|pred|, |gt|) + 0.01 over all evaluated pixels; here the GT alone is
+    the scale (the issue's definition), the same for every prediction. ``pred``, ``gt``: [B, 2, H, W] px
+    over the GT interval; ``mask``: bool [B, H, W], the evaluated pixels (events and valid GT).
+    """
+    _check_flow_pair(pred, gt, {"mask": mask})
+    gt_magnitude = torch.linalg.vector_norm(gt, dim=1)
+    kept = mask & (gt_magnitude >= min_gt_px)
+    ratio = endpoint_error(pred, gt) / gt_magnitude.clamp(min=min_gt_px)
+    return _weighted_window_mean(ratio, kept)
+
+
+def normalised_angular_error(
+    pred: Tensor, gt: Tensor, mask: Tensor, min_gt_px: float = MIN_GT_MAGNITUDE_PX
+) -> Tensor:
+    """NAAE per window [B] in deg/px: mean over P' of AE / |gt|, AE = :func:`angular_error_deg` (the angle
+    between (u, v, 1) vectors), P' = pixels of ``mask`` with |gt| >= ``min_gt_px`` (as
+    :func:`normalised_endpoint_error`); NaN if P' is empty.
+
+    The fork (``NAAE``) divides the 2-D direction angle (rad) by the *predicted* magnitude |pred| + 1e-9: a
+    prediction scaled up by k keeps its direction and divides that NAAE by k. Normalising by |gt|, as NEE
+    does, keeps the metric a property of the error. Arguments as :func:`normalised_endpoint_error`.
+    """
+    _check_flow_pair(pred, gt, {"mask": mask})
+    gt_magnitude = torch.linalg.vector_norm(gt, dim=1)
+    kept = mask & (gt_magnitude >= min_gt_px)
+    ratio = angular_error_deg(pred, gt) / gt_magnitude.clamp(min=min_gt_px)
+    return _weighted_window_mean(ratio, kept)
+
+
+def gt_weighted_angular_error(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
+    """AAE weighted by the GT magnitude, per window [B] in deg: sum_P |gt| AE / sum_P |gt| over the pixels P
+    of ``mask`` (AE as :func:`angular_error_deg`). Pixels of zero GT weigh nothing; NaN where sum_P |gt| = 0.
+
+    The fork (``AAE_Weighted``) weighs by the predicted magnitude and leaves the mask out of the numerator.
+    Arguments as :func:`normalised_endpoint_error`.
+    """
+    _check_flow_pair(pred, gt, {"mask": mask})
+    weight = torch.linalg.vector_norm(gt, dim=1) * mask
+    return _weighted_window_mean(angular_error_deg(pred, gt), weight)
+
+
+def filtered_angular_error(
+    pred: Tensor, gt: Tensor, mask: Tensor, threshold_px: float = AAE_FILTER_THRESHOLD_PX
+) -> Tensor:
+    """AAE over the pixels of ``mask`` with |gt| > ``threshold_px``, per window [B] in deg (AE as
+    :func:`angular_error_deg`); NaN where no pixel is left.
+
+    The fork (``AAE_Filtered``, threshold 0.5 px) filters on the predicted magnitude (|pred| >= 0.5); here on
+    the GT, so the prediction does not choose the pixels it is judged on. Arguments as
+    :func:`normalised_endpoint_error`.
+    """
+    _check_flow_pair(pred, gt, {"mask": mask})
+    kept = mask & (torch.linalg.vector_norm(gt, dim=1) > threshold_px)
+    return _weighted_window_mean(angular_error_deg(pred, gt), kept)
+
+
+def mean_flow_angular_error(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
+    """AE of the means, per window [B] in deg: the angle between (mean_P pred, 1) and (mean_P gt, 1), the
+    window's mean predicted and mean GT vectors over the pixels P of ``mask``; NaN where P is empty.
+
+    An angle, as the fork's ``AE_ofMeans`` (its README calls it an endpoint error; its code computes the
+    angle). The fork takes the 2-D direction angle, undefined for a zero mean vector; the (u, v, 1) angle is
+    defined for every pair (0 deg for equal means). Arguments as :func:`normalised_endpoint_error`.
+    """
+    _check_flow_pair(pred, gt, {"mask": mask})
+    count = mask.flatten(1).sum(dim=1).to(pred.dtype)
+    weight = mask.unsqueeze(1).to(pred.dtype)
+    means = [
+        ((flow * weight).flatten(2).sum(dim=2) / count.clamp(min=1).unsqueeze(1)).view(-1, 2, 1, 1)
+        for flow in (pred, gt)
+    ]
+    angle = angular_error_deg(*means).view(-1)
+    return torch.where(count > 0, angle, math.nan)
+
+
 @dataclass(frozen=True)
 class FlowErrorSums:
     """Per-batch-element sums [B] over the evaluated pixels (events and valid GT) and their count."""
@@ -118,17 +247,7 @@ def flow_error_sums(pred: Tensor, gt: Tensor, event_mask: Tensor, valid: Tensor)
     Returns:
         Sums per batch element; ``gt_magnitude_px / num_pixels`` is the AEE of a zero-flow prediction.
     """
-    if pred.shape != gt.shape or pred.ndim != 4 or pred.shape[1] != 2:
-        raise ValueError(
-            f"flow metrics: pred and gt must both be [B, 2, H, W]; got {tuple(pred.shape)}, {tuple(gt.shape)}"
-        )
-    expected_mask = (pred.shape[0], *pred.shape[2:])
-    for name, mask in (("event_mask", event_mask), ("valid", valid)):
-        if mask.dtype != torch.bool or tuple(mask.shape) != expected_mask:
-            raise ValueError(
-                f"flow metrics: {name} must be a bool tensor {expected_mask}; "
-                f"got {mask.dtype} {tuple(mask.shape)}"
-            )
+    _check_flow_pair(pred, gt, {"event_mask": event_mask, "valid": valid})
     pred, gt = pred.detach(), gt.detach()
     evaluated = (event_mask & valid).to(pred.dtype)
 
@@ -144,15 +263,56 @@ def flow_error_sums(pred: Tensor, gt: Tensor, event_mask: Tensor, valid: Tensor)
     )
 
 
+# The fork's metrics as per-window functions (pred, gt, evaluated mask) -> [B], by registry key.
+WINDOW_METRICS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "nee": normalised_endpoint_error,
+    "naae": normalised_angular_error,
+    "aae_weighted": gt_weighted_angular_error,
+    "aae_filtered": filtered_angular_error,
+    "ae_mean": mean_flow_angular_error,
+}
+
+
 @dataclass(frozen=True)
 class FlowErrors:
-    """Flow errors of one recording: means over its windows of the per-window means over pixels."""
+    """Flow errors of one recording: means over its windows of the per-window means over pixels.
+
+    The fork's metrics (``nee`` ... ``ae_mean``) average the windows where they are defined; NaN where no
+    window of the recording gives them (e.g. every GT below the magnitude threshold).
+    """
 
     aee_px: float
     outlier_percent: float
     aae_deg: float
     zero_flow_aee_px: float
+    nee: float
+    naae_deg_per_px: float
+    aae_weighted_deg: float
+    aae_filtered_deg: float
+    mean_flow_ae_deg: float
     num_windows: int
+
+    def values(self) -> dict[str, float]:
+        """``{registry key: value}`` of the ground-truth metrics, in declaration order; NaN values left out."""
+        values = {
+            "aee": self.aee_px,
+            "outliers": self.outlier_percent,
+            "aee_zero": self.zero_flow_aee_px,
+            "aae": self.aae_deg,
+            "nee": self.nee,
+            "naae": self.naae_deg_per_px,
+            "aae_weighted": self.aae_weighted_deg,
+            "aae_filtered": self.aae_filtered_deg,
+            "ae_mean": self.mean_flow_ae_deg,
+        }
+        return {key: value for key, value in values.items() if math.isfinite(value)}
+
+
+_SUMMED_KEYS = ("aee", "outliers", "aae", "aee_zero")
+
+
+def _mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values) if values else math.nan
 
 
 class FlowErrorMetrics:
@@ -160,15 +320,18 @@ class FlowErrorMetrics:
 
     Each batch element of :meth:`update` is one window of the recording named for it. A window's
     metrics are means over its evaluated pixels; a recording's metric is the mean over its windows
-    (as event_flow reports MVSEC/ECD/HQF). Windows without any evaluated pixel are skipped.
+    (as event_flow reports MVSEC/ECD/HQF). Windows without any evaluated pixel are skipped, and so is a
+    window for a metric that it cannot give (NaN: no pixel above that metric's GT-magnitude threshold).
     """
 
     def __init__(self) -> None:
-        self._window_means: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+        self._windows: dict[str, int] = defaultdict(int)
+        self._window_values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
     def reset(self) -> None:
         """Forget all windows."""
-        self._window_means.clear()
+        self._windows.clear()
+        self._window_values.clear()
 
     def update(
         self, pred: Tensor, gt: Tensor, event_mask: Tensor, valid: Tensor, recordings: Sequence[str]
@@ -183,18 +346,37 @@ class FlowErrorMetrics:
         columns = torch.stack(
             (sums.endpoint_error_px, 100 * sums.outliers, sums.angular_error_deg, sums.gt_magnitude_px), dim=1
         )
-        per_window = (columns / sums.num_pixels.clamp(min=1).unsqueeze(1)).double().cpu().tolist()
-        counts = sums.num_pixels.tolist()
-        for recording, means, num_pixels in zip(recordings, per_window, counts, strict=True):
+        per_window = columns / sums.num_pixels.clamp(min=1).unsqueeze(1)
+        evaluated = event_mask & valid
+        pred, gt = pred.detach(), gt.detach()
+        fork = torch.stack([metric(pred, gt, evaluated) for metric in WINDOW_METRICS.values()], dim=1)
+        rows = torch.cat((per_window, fork.to(per_window.dtype)), dim=1).double().cpu().tolist()
+        keys = (*_SUMMED_KEYS, *WINDOW_METRICS)
+        for recording, row, num_pixels in zip(recordings, rows, sums.num_pixels.tolist(), strict=True):
             if num_pixels > 0:
-                self._window_means[recording].append(tuple(means))
+                self._windows[recording] += 1
+                for key, value in zip(keys, row, strict=True):
+                    if math.isfinite(value):
+                        self._window_values[recording][key].append(value)
 
     def compute(self) -> dict[str, FlowErrors]:
         """Per-recording means over windows."""
         results = {}
-        for recording, windows in self._window_means.items():
-            means = (math.fsum(values) / len(windows) for values in zip(*windows, strict=True))
-            results[recording] = FlowErrors(*means, num_windows=len(windows))
+        for recording, windows in self._windows.items():
+            values = self._window_values[recording]
+            mean = {key: _mean(values.get(key, [])) for key in (*_SUMMED_KEYS, *WINDOW_METRICS)}
+            results[recording] = FlowErrors(
+                aee_px=mean["aee"],
+                outlier_percent=mean["outliers"],
+                aae_deg=mean["aae"],
+                zero_flow_aee_px=mean["aee_zero"],
+                nee=mean["nee"],
+                naae_deg_per_px=mean["naae"],
+                aae_weighted_deg=mean["aae_weighted"],
+                aae_filtered_deg=mean["aae_filtered"],
+                mean_flow_ae_deg=mean["ae_mean"],
+                num_windows=windows,
+            )
         return results
 
 

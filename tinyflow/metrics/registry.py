@@ -1,7 +1,9 @@
 """The metric registry: every reported metric declared once, with its title, unit, direction and task.
 
 Tables, the JSON of ``validate.py output=``, checkpoint monitoring and the hyperparameter-search
-objective read these declarations; a task reports values under the keys declared for it.
+objective read these declarations; a task reports values under the keys declared for it. A task computes
+every metric it declares; tables and JSON show the default ones, or all of them with ``metrics=full``
+(:data:`METRIC_SELECTIONS`, :meth:`TaskMetrics.select`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+# What tables and JSON show: ``default`` = the metrics declared ``default=True``, ``full`` = all declared.
+METRIC_SELECTIONS = ("default", "full")
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,7 @@ class Metric:
         lower_is_better: the direction a checkpoint monitor or a search optimises.
         task: the task that reports it (``flow``, ``depth``).
         description: one line: what is measured, over what.
+        default: part of the default table and JSON; False = shown only with ``metrics=full``.
     """
 
     key: str
@@ -30,6 +37,7 @@ class Metric:
     lower_is_better: bool
     task: str
     description: str
+    default: bool = True
 
     @property
     def heading(self) -> str:
@@ -66,6 +74,24 @@ class TaskMetrics:
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(metric.key for metric in self.metrics)
+
+    def reported(self, selection: str = "default") -> tuple[Metric, ...]:
+        """The metrics that tables and JSON show for ``selection`` (one of :data:`METRIC_SELECTIONS`)."""
+        check_metric_selection(selection)
+        return tuple(m for m in self.metrics if selection == "full" or m.default)
+
+    def select(self, results: Mapping[str, Any], selection: str = "default") -> dict[str, Any]:
+        """``results`` (``{"recordings": {name: {key: value}}, "mean": {key: value}}``) restricted to the keys
+        of :meth:`reported`; other entries are kept as they are."""
+        keys = {m.key for m in self.reported(selection)}
+
+        def kept(values: Mapping[str, float]) -> dict[str, float]:
+            return {key: value for key, value in values.items() if key in keys}
+
+        selected = dict(results)
+        selected["recordings"] = {name: kept(values) for name, values in results["recordings"].items()}
+        selected["mean"] = kept(results["mean"])
+        return selected
 
     def metric(self, key: str) -> Metric:
         for metric in self.metrics:
@@ -105,6 +131,15 @@ def register_task_metrics(task: str, metrics: Sequence[Metric], objective: Seque
         raise ValueError(f"the metrics of task {task!r} are already declared")
     _TASKS[task] = TaskMetrics(task, tuple(metrics), tuple(objective))
     return _TASKS[task]
+
+
+def check_metric_selection(selection: object) -> str:
+    """``selection`` if it is one of :data:`METRIC_SELECTIONS`, else a ValueError naming the choices."""
+    if selection not in METRIC_SELECTIONS:
+        raise ValueError(
+            f"metrics={selection}: expected {' or '.join(METRIC_SELECTIONS)} (which metrics tables and JSON show)"
+        )
+    return str(selection)
 
 
 def task_metrics(task: str) -> TaskMetrics:
