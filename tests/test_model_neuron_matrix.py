@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from tinyflow.models.neurons import NEURON_TYPES, build_spiking_layer, neuron_settings, resolve_neuron_kwargs
+from tinyflow.models.spiking import spiking_layers
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 MODELS = sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
@@ -31,41 +33,74 @@ def model_config(model: str, overrides: tuple[str, ...] = ()) -> DictConfig:
     return cfg.model
 
 
-SPIKING = [model for model in MODELS if model_config(model).get("neuron") is not None]
+NEURON_OF = {model: model_config(model).get("neuron") for model in MODELS}  # the config's own neuron
+SPIKING = [model for model in MODELS if NEURON_OF[model] is not None]
 ANN = [model for model in MODELS if model not in SPIKING]
-SUPPORTED = [(model, neuron) for model in SPIKING for neuron in NEURON_TYPES] + [
-    (model, None) for model in ANN
-]
+# A spiking config whose neuron is not LIF names a neuron of a LIF config (plif_evflownet is
+# lif_evflownet with model.neuron=plif): it is stepped with its own neuron only.
+SUPPORTED = [
+    (model, neuron)
+    for model in SPIKING
+    for neuron in (NEURON_TYPES if NEURON_OF[model] == "lif" else [NEURON_OF[model]])
+] + [(model, None) for model in ANN]
+# the layers that hold state across windows, where not every layer does (spiking layers keep their
+# membranes; EV-FlowNet's prediction layers P1..P3 are stateless convs in every variant)
+STATEFUL = {
+    "firenet": ["G1", "G2"],
+    "fireflownet": [],
+    "evflownet": [],
+    "rec_evflownet": ["G1", "G2", "G3", "G4"],
+    "convgru": ["memory"],
+}
 
 
 def test_the_matrix_covers_spiking_and_ann_models() -> None:
     assert {"lif_firenet", "lif_firenet_short", "lif_fireflownet"} <= set(SPIKING)
-    assert {"firenet", "fireflownet"} <= set(ANN)
+    assert {f"{n}_evflownet" for n in ("lif", "plif", "alif", "xlif")} <= set(SPIKING)
+    assert {"firenet", "fireflownet", "evflownet", "rec_evflownet", "convgru"} <= set(ANN)
+    assert {NEURON_OF[f"{n}_evflownet"] for n in ("lif", "plif", "alif", "xlif")} == {
+        "lif",
+        "plif",
+        "alif",
+        "xlif",
+    }
 
 
+def _first(state: Any) -> torch.Tensor:
+    while not isinstance(state, torch.Tensor):
+        state = state[0]
+    return state
+
+
+@pytest.mark.parametrize("size", [32, 64])
 @pytest.mark.parametrize(("model", "neuron"), SUPPORTED)
-def test_model_builds_and_steps_with_every_neuron_it_accepts(model: str, neuron: str | None) -> None:
+def test_model_builds_and_steps_with_every_neuron_it_accepts(
+    model: str, neuron: str | None, size: int
+) -> None:
     torch.manual_seed(0)
     network = instantiate(model_config(model, () if neuron is None else (f"model.neuron={neuron}",)))
+    spiking = [name.removeprefix("layers.") for name in spiking_layers(network)]
     if neuron is not None:
-        assert all(isinstance(layer, NEURON_TYPES[neuron]) for layer in network.layers.values())
+        assert all(isinstance(layer, NEURON_TYPES[neuron]) for layer in spiking_layers(network).values())
+        assert spiking == [name for name in network.layer_names if not name.startswith("P")]
+    else:
+        assert spiking == []
     generator = torch.Generator().manual_seed(0)
-    x1, x2 = (2 * torch.rand(2, NUM_BINS, 16, 16, generator=generator) for _ in range(2))
+    x1, x2 = (2 * torch.rand(2, NUM_BINS, size, size, generator=generator) for _ in range(2))
     out1, state1 = network(x1, None)
     out2, state2 = network(x2, state1)
     for out in (out1, out2):
-        assert out["flow"].shape == (2, 2, 16, 16)
+        assert out["flow"].shape == (2, 2, size, size)
         assert torch.isfinite(out["flow"]).all()
         assert list(out["activity"]) == network.layer_names
+        for flow in out.get("flow_scales", []):
+            assert flow.shape == (2, 2, size, size) and torch.isfinite(flow).all()
     assert len(state1) == len(state2) == len(network.layer_names)
     stateful = [name for name, s in zip(network.layer_names, state1, strict=True) if s is not None]
-    # spiking layers keep their membranes, FireNet's ConvGRUs their hidden state, FireFlowNet nothing
-    assert stateful == {"firenet": ["G1", "G2"], "fireflownet": []}.get(model, network.layer_names)
+    assert stateful == STATEFUL.get(model, spiking)
     for name, before, after in zip(network.layer_names, state1, state2, strict=True):
         if before is not None:
-            first_before = before if isinstance(before, torch.Tensor) else before[0]
-            first_after = after if isinstance(after, torch.Tensor) else after[0]
-            assert not torch.equal(first_before, first_after), (
+            assert not torch.equal(_first(before), _first(after)), (
                 f"{model}/{neuron}: state of {name} did not change"
             )
 

@@ -347,10 +347,16 @@ def test_strided_encoders_and_upsampling_decoders_restore_the_resolution() -> No
     sizes = {name: tuple(a.shape[1:]) for name, a in out2["activity"].items()}
     assert sizes == {"E1": (4, 4, 4), "E2": (8, 2, 2), "R": (8, 2, 2), "D1": (4, 4, 4), "D2": (4, 8, 8)}
     assert state2[0][0].shape == (3, 4, 4, 4) and not torch.equal(state2[0][0], state[0][0])
+    assert body.size_divisor == net.size_divisor == 4 and body.strides == {"E1": 2, "E2": 2}
+    for size in (6, 7):  # the network checks the size first, naming the divisor and the strided layers
+        with pytest.raises(
+            ValueError,
+            match=rf"input of {size}x{size} pixels .*multiples of 4, the network's total downsampling "
+            r"\(E1 /2, E2 /2\)",
+        ):
+            net(torch.ones(1, 2, size, size), None)
     with pytest.raises(ValueError, match=r"skip 'E1' -> 'D2': source \(3, 3\), target \(4, 4\).*divisible"):
-        net(torch.ones(1, 2, 6, 6), None)
-    with pytest.raises(ValueError, match=r"output is \(8, 8\) for an input of \(7, 7\).*divisible"):
-        net(torch.ones(1, 2, 7, 7), None)
+        body(torch.ones(1, 2, 6, 6), None)
 
 
 @pytest.mark.parametrize(

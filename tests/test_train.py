@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_TRAIN
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from tinyflow.app.build import build_task, build_trainer
@@ -193,12 +194,26 @@ class InitialWeights(L.Callback):
         InitialWeights.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
 
 
+def config_neuron(model: str) -> str | None:
+    """The ``neuron`` of ``config/model/<model>.yaml`` as composed (None for the ANNs)."""
+    with initialize_config_dir(config_dir=str(ROOT / "config"), version_base="1.3"):
+        return compose(config_name=None, overrides=[f"+model={model}", "+data.num_bins=2"]).model.get(
+            "neuron"
+        )
+
+
 MODELS = sorted(p.stem for p in (ROOT / "config" / "model").glob("*.yaml"))
-SPIKING_MODELS = [m for m in MODELS if m.startswith("lif_")]  # ANN FireNet / FireFlowNet take no neuron
+NEURON_OF = {m: config_neuron(m) for m in MODELS}
+SPIKING_MODELS = [m for m in MODELS if NEURON_OF[m] is not None]  # the ANNs take no neuron
 ANN_MODELS = [m for m in MODELS if m not in SPIKING_MODELS]
-ALL_PAIRS = [(m, n) for m in SPIKING_MODELS for n in NEURON_TYPES] + [(m, None) for m in ANN_MODELS]
-# The default run covers every model and every neuron once; -m slow runs every pair.
-QUICK_PAIRS = [(m, "lif") for m in SPIKING_MODELS] + [("lif_firenet", n) for n in NEURON_TYPES if n != "lif"]
+# a spiking config with another neuron than LIF is a LIF config with model.neuron set (plif_evflownet)
+ALL_PAIRS = [
+    (m, n) for m in SPIKING_MODELS for n in (NEURON_TYPES if NEURON_OF[m] == "lif" else [NEURON_OF[m]])
+] + [(m, None) for m in ANN_MODELS]
+# The default run covers every model (with its config's neuron) and every neuron once; -m slow runs every pair.
+QUICK_PAIRS = [(m, NEURON_OF[m]) for m in SPIKING_MODELS] + [
+    ("lif_firenet", n) for n in NEURON_TYPES if n != "lif"
+]
 QUICK_PAIRS += [(m, None) for m in ANN_MODELS]
 
 

@@ -1,21 +1,28 @@
 """Spiking neurons and networks; a network = a body + a head, pure, ``StatefulNetwork`` holds its state."""
 
 from tinyflow.models.body import LayerSpec, RecurrentBody, Skip
+from tinyflow.models.convgru import ConvGRUFlowNet
+from tinyflow.models.evflownet import EVFlowNet, LIFEVFlowNet, RecEVFlowNet
 from tinyflow.models.fireflownet import FireFlowNet, LIFFireFlowNet
 from tinyflow.models.firenet import FireNet, LIFFireNet, LIFFireNetShort
 from tinyflow.models.heads import FlowHead, PredictionHead
-from tinyflow.models.network import RecurrentNetwork, event_presence_mask
+from tinyflow.models.network import MultiScaleFlowNetwork, RecurrentNetwork, event_presence_mask
 from tinyflow.models.stateful import StatefulNetwork, map_state
 
 __all__ = [
+    "ConvGRUFlowNet",
+    "EVFlowNet",
     "FireFlowNet",
     "FireNet",
     "FlowHead",
+    "LIFEVFlowNet",
     "LIFFireFlowNet",
     "LIFFireNet",
     "LIFFireNetShort",
     "LayerSpec",
+    "MultiScaleFlowNetwork",
     "PredictionHead",
+    "RecEVFlowNet",
     "RecurrentBody",
     "RecurrentNetwork",
     "Skip",

@@ -2,12 +2,14 @@
 
 A body is described by a sequence of :class:`LayerSpec` (name, output channels, a builder, the
 layer's stride, an optional upsampling of its input, an optional :class:`Skip`). The body works out
-each layer's input channels and resolution, so strided encoders, upsampling decoders and U-Net skips
-(EV-FlowNet, StereoSpike) are specs like any other; every skip is checked when the body is built.
+each layer's input channels and resolution, so strided encoders, upsampling decoders, U-Net skips
+(EV-FlowNet, StereoSpike) and residual blocks of several layers (a skip of the block's first layer's
+input) are specs like any other; every skip is checked when the body is built.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +24,7 @@ NetworkState = list[LayerState]
 
 SKIP_MODES = ("add", "concat")
 SKIP_POINTS = ("output", "input")
+SKIP_TAPS = ("output", "input")
 UPSAMPLE_MODES = ("bilinear", "nearest")
 
 
@@ -33,7 +36,7 @@ class LayerBuilder(Protocol):
 
 @dataclass(frozen=True)
 class Skip:
-    """Features of an earlier layer (its own output) merged into a later layer's data path.
+    """Features of an earlier layer merged into a later layer's data path.
 
     Args:
         source: name of an earlier layer.
@@ -43,17 +46,29 @@ class Skip:
             the head); the source must have the target's output resolution. ``"input"``: merged with the
             features the target receives (before its upsampling, if any), as a U-Net decoder takes
             ``cat(x, encoder skip)``; the source must have that resolution.
+        of: ``"output"``: the source layer's own output (its ``activity``). ``"input"``: the features the
+            source layer received (after its own input skip and upsampling): with ``into="output"`` and
+            ``mode="add"`` on the last layer of a block that starts at the source, a residual block
+            ``y = block(x) + x`` (event_flow's spiking residual blocks add ``x`` to the last spikes).
     """
 
     source: str
     mode: Literal["add", "concat"] = "add"
     into: Literal["output", "input"] = "output"
+    of: Literal["output", "input"] = "output"
 
     def __post_init__(self) -> None:
         if self.mode not in SKIP_MODES:
             raise ValueError(f"Skip from {self.source!r}: mode={self.mode!r}: expected one of {SKIP_MODES}")
         if self.into not in SKIP_POINTS:
             raise ValueError(f"Skip from {self.source!r}: into={self.into!r}: expected one of {SKIP_POINTS}")
+        if self.of not in SKIP_TAPS:
+            raise ValueError(f"Skip from {self.source!r}: of={self.of!r}: expected one of {SKIP_TAPS}")
+
+    @property
+    def described(self) -> str:
+        """The source as error messages name it: ``'E1'``, or ``'R1a' (its input)``."""
+        return repr(self.source) + (" (its input)" if self.of == "input" else "")
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,11 @@ class RecurrentBody(nn.ModuleDict):
         out_channels: channels of ``features``.
         out_scale: resolution of ``features`` relative to the input (a ``Fraction``).
         skips: target layer name -> :class:`Skip`.
+        channels: layer name -> channels of the layer's own output.
+        scales: layer name -> resolution of the layer's own output relative to the input (a ``Fraction``).
+        strides: name -> stride of every layer with a stride above 1, in execution order.
+        size_divisor: the input's height and width must be multiples of this (every layer's input and
+            output then has integer size): the least common multiple of the scales' denominators.
     """
 
     def __init__(self, in_channels: int, layers: Sequence[LayerSpec]) -> None:
@@ -109,33 +129,43 @@ class RecurrentBody(nn.ModuleDict):
         self.in_channels = in_channels
         self.skips: dict[str, Skip] = {}
         self.upsampling: dict[str, tuple[int, str]] = {}
-        channels: dict[str, int] = {}  # each layer's own output channels
-        scales: dict[str, Fraction] = {}  # each layer's output resolution / input resolution
+        self.strides: dict[str, int] = {}
+        # (channels, resolution / input resolution) of each layer's own output and of what it received
+        outputs: dict[str, tuple[int, Fraction]] = {}
+        inputs: dict[str, tuple[int, Fraction]] = {}
         features_channels, features_scale = in_channels, Fraction(1)
         for spec in layers:
-            self._check_spec(spec, channels)
+            self._check_spec(spec, outputs)
             skip = spec.skip
             if skip is not None and skip.into == "input":
                 features_channels = self._merged_channels(
-                    spec.name, skip, features_channels, features_scale, channels, scales
+                    spec.name, skip, features_channels, features_scale, outputs, inputs
                 )
             if spec.upsample != 1:
                 self.upsampling[spec.name] = (spec.upsample, spec.upsample_mode)
+            if spec.stride != 1:
+                self.strides[spec.name] = spec.stride
+            features_scale = features_scale * spec.upsample
+            inputs[spec.name] = (features_channels, features_scale)
             self[spec.name] = spec.build(features_channels, spec.out_channels, stride=spec.stride)
-            channels[spec.name] = spec.out_channels
-            scales[spec.name] = features_scale * spec.upsample / spec.stride
-            features_channels, features_scale = spec.out_channels, scales[spec.name]
+            features_channels, features_scale = spec.out_channels, features_scale / spec.stride
+            outputs[spec.name] = (features_channels, features_scale)
             if skip is not None and skip.into == "output":
                 features_channels = self._merged_channels(
-                    spec.name, skip, features_channels, features_scale, channels, scales
+                    spec.name, skip, features_channels, features_scale, outputs, inputs
                 )
             if skip is not None:
                 self.skips[spec.name] = skip
         self.out_channels = features_channels
         self.out_scale = features_scale
+        self.channels = {name: channels for name, (channels, _) in outputs.items()}
+        self.scales = {name: scale for name, (_, scale) in outputs.items()}
+        every_scale = [scale for _, scale in (*outputs.values(), *inputs.values())]
+        self.size_divisor = math.lcm(*(scale.denominator for scale in every_scale))
+        self._input_taps = {skip.source for skip in self.skips.values() if skip.of == "input"}
 
     @staticmethod
-    def _check_spec(spec: LayerSpec, earlier: dict[str, int]) -> None:
+    def _check_spec(spec: LayerSpec, earlier: dict[str, tuple[int, Fraction]]) -> None:
         if spec.name in earlier:
             raise ValueError(f"RecurrentBody: layer name {spec.name!r} used twice")
         if spec.out_channels < 1:
@@ -160,21 +190,22 @@ class RecurrentBody(nn.ModuleDict):
         skip: Skip,
         features_channels: int,
         features_scale: Fraction,
-        channels: dict[str, int],
-        scales: dict[str, Fraction],
+        outputs: dict[str, tuple[int, Fraction]],
+        inputs: dict[str, tuple[int, Fraction]],
     ) -> int:
         """Channels after merging ``skip`` into features of ``features_channels`` at ``features_scale``."""
-        where = f"skip {skip.source!r} -> {target!r} ({skip.mode} into the {skip.into})"
-        if scales[skip.source] != features_scale:
+        where = f"skip {skip.described} -> {target!r} ({skip.mode} into the {skip.into})"
+        source_channels, source_scale = (outputs if skip.of == "output" else inputs)[skip.source]
+        if source_scale != features_scale:
             raise ValueError(
-                f"{where}: {skip.source!r} is at {_resolution(scales[skip.source])}, the target's "
+                f"{where}: {skip.described} is at {_resolution(source_scale)}, the target's "
                 f"{skip.into} at {_resolution(features_scale)}: expected the same resolution"
             )
         if skip.mode == "concat":
-            return features_channels + channels[skip.source]
-        if channels[skip.source] != features_channels:
+            return features_channels + source_channels
+        if source_channels != features_channels:
             raise ValueError(
-                f"{where}: {skip.source!r} has {channels[skip.source]} channels, the target's {skip.into} "
+                f"{where}: {skip.described} has {source_channels} channels, the target's {skip.into} "
                 f"{features_channels}: 'add' expects the same channels ('concat' does not)"
             )
         return features_channels
@@ -187,7 +218,7 @@ class RecurrentBody(nn.ModuleDict):
     def _merge(target: str, skip: Skip, features: Tensor, source: Tensor) -> Tensor:
         if features.shape[-2:] != source.shape[-2:]:
             raise ValueError(
-                f"skip {skip.source!r} -> {target!r}: source {tuple(source.shape[-2:])}, target "
+                f"skip {skip.described} -> {target!r}: source {tuple(source.shape[-2:])}, target "
                 f"{tuple(features.shape[-2:])}: expected the same height and width (are the input's "
                 f"height and width divisible by the body's total stride?)"
             )
@@ -200,22 +231,29 @@ class RecurrentBody(nn.ModuleDict):
         if state is None:
             state = [None] * len(self)
         activity: dict[str, Tensor] = {}
+        received: dict[str, Tensor] = {}  # inputs of the layers that are the sources of input taps
         new_state: NetworkState = []
         features = x
+
+        def source(skip: Skip) -> Tensor:
+            return (activity if skip.of == "output" else received)[skip.source]
+
         for (name, layer), layer_state in zip(self.items(), state, strict=True):
             skip = self.skips.get(name)
             if skip is not None and skip.into == "input":
-                features = self._merge(name, skip, features, activity[skip.source])
+                features = self._merge(name, skip, features, source(skip))
             if name in self.upsampling:
                 factor, mode = self.upsampling[name]
                 align = False if mode == "bilinear" else None
                 features = F.interpolate(features, scale_factor=factor, mode=mode, align_corners=align)
+            if name in self._input_taps:
+                received[name] = features
             output, layer_state = layer(features, layer_state)
             activity[name] = output
             new_state.append(layer_state)
             features = output
             if skip is not None and skip.into == "output":
-                features = self._merge(name, skip, features, activity[skip.source])
+                features = self._merge(name, skip, features, source(skip))
         return features, activity, new_state
 
 

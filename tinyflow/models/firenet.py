@@ -72,9 +72,10 @@ def reject_neuron(model: str, neuron: str | None, neuron_kwargs: Mapping[str, An
     given (for the ANN models)."""
     if neuron is not None or neuron_kwargs:
         raise ValueError(
-            f"{model}: neuron={neuron!r}, neuron_kwargs={dict(neuron_kwargs or {})}: {model} is an ANN (ReLU convs / ConvGRUs) and takes no spiking "
-            f"neuron; the spiking models are LIFFireNet, LIFFireNetShort and LIFFireFlowNet "
-            f"(model=lif_firenet, lif_firenet_short, lif_fireflownet)"
+            f"{model}: neuron={neuron!r}, neuron_kwargs={dict(neuron_kwargs or {})}: {model} is an ANN "
+            f"(ReLU convs / ConvGRUs / ConvLSTMs) and takes no spiking neuron; the spiking models are "
+            f"LIFFireNet, LIFFireNetShort, LIFFireFlowNet and LIFEVFlowNet (model=lif_firenet, "
+            f"lif_firenet_short, lif_fireflownet, lif_evflownet)"
         )
 
 

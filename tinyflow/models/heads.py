@@ -1,17 +1,21 @@
 """Prediction heads: what a network predicts from its body's last features.
 
-A head maps ``features [B, in_channels, H, W]`` to one prediction tensor and names it with
-``output_key``; :class:`~tinyflow.models.network.RecurrentNetwork` stores it as ``out[output_key]``.
+A head maps ``features [B, in_channels, h, w]`` to one prediction tensor ``[B, C_out, h * upsample,
+w * upsample]`` and names it with ``output_key``; :class:`~tinyflow.models.network.RecurrentNetwork`
+stores it as ``out[output_key]``.
 A depth head is another subclass of :class:`PredictionHead` (``output_key = "depth"``, ``[B, 1, H, W]``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from tinyflow.models.blocks import PADDING_MODES
 
 
 class PredictionHead(nn.Module, ABC):
@@ -19,30 +23,45 @@ class PredictionHead(nn.Module, ABC):
 
     Args:
         in_channels: channels of the body's last features.
+        upsample: the prediction has ``upsample`` times the features' resolution (the network checks
+            that this is the input resolution).
     """
 
     output_key: ClassVar[str]
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, upsample: int = 1) -> None:
         super().__init__()
+        if not isinstance(upsample, int) or upsample < 1:
+            raise ValueError(f"{type(self).__name__}: upsample={upsample!r}: expected an integer >= 1")
         self.in_channels = in_channels
+        self.upsample = upsample
 
     @abstractmethod
     def forward(self, features: Tensor) -> Tensor:
-        """The prediction ``[B, C_out, H, W]`` for features ``[B, in_channels, H, W]``."""
+        """The prediction ``[B, C_out, h * upsample, w * upsample]`` for features ``[B, in_channels, h, w]``."""
 
 
 class FlowHead(PredictionHead):
-    """``flow = flow_scaling * tanh(conv1x1(h))`` [B, 2, H, W]: (x, y) displacement in pixels over the window.
+    """``flow = flow_scaling * up(tanh(conv1x1(h)))`` [B, 2, H, W]: (x, y) displacement in pixels over the window.
+
+    The defaults are event_flow's prediction layer (a 1x1 conv, tanh, no upsampling); TinyCMax's
+    ``upsample_decoder`` ends in a 3x3 conv without activation, upsampled 8x bilinearly
+    (``kernel_size=3, activation=None, upsample=8``). Upsampling interpolates the flow without
+    rescaling its values: ``flow_scaling`` is in pixels of the output (input) resolution.
 
     Args:
         in_channels: channels of the body's last features.
-        flow_scaling: pixels of displacement at ``tanh = 1``.
+        flow_scaling: pixels of displacement at ``tanh = 1`` (or per unit of the linear output).
         prediction_init_scale: if set, the conv's weights start uniform in ``+-prediction_init_scale`` and
             its bias at zero (event_flow: 0.01 for its spiking and feed-forward nets); None = PyTorch's
             default init (``+-1/sqrt(in_channels)``).
         prediction_bias: give the conv a bias. Without one the flow can only come from the features: a
             bias lets a network lower the CMax loss with one flow for the whole batch and ignore its input.
+        kernel_size: of the conv (event_flow: 1; TinyCMax: 3).
+        activation: ``"tanh"`` (event_flow) or None (linear, TinyCMax).
+        upsample: upsampling factor of the flow (TinyCMax: 8), by ``upsample_mode``.
+        upsample_mode: ``"bilinear"`` (TinyCMax) or ``"nearest"``.
+        padding_mode: of the conv (TinyCMax: ``"reflect"``).
     """
 
     output_key = "flow"
@@ -54,19 +73,47 @@ class FlowHead(PredictionHead):
         flow_scaling: float,
         prediction_init_scale: float | None = None,
         prediction_bias: bool = True,
+        kernel_size: int = 1,
+        activation: Literal["tanh"] | None = "tanh",
+        upsample: int = 1,
+        upsample_mode: Literal["bilinear", "nearest"] = "bilinear",
+        padding_mode: str = "zeros",
     ) -> None:
-        super().__init__(in_channels)
+        super().__init__(in_channels, upsample)
         if not flow_scaling > 0:
             raise ValueError(f"flow_scaling={flow_scaling!r}: expected a positive number of pixels")
-        self.conv = nn.Conv2d(in_channels, 2, kernel_size=1, bias=prediction_bias)
+        if activation not in ("tanh", None):
+            raise ValueError(f"FlowHead: activation={activation!r}: expected 'tanh' or None (linear)")
+        if upsample_mode not in ("bilinear", "nearest"):
+            raise ValueError(f"FlowHead: upsample_mode={upsample_mode!r}: expected 'bilinear' or 'nearest'")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"FlowHead: padding_mode={padding_mode!r}: expected one of {PADDING_MODES}")
+        self.conv = nn.Conv2d(
+            in_channels,
+            2,
+            kernel_size=kernel_size,
+            padding=kernel_size // 2,
+            bias=prediction_bias,
+            padding_mode=padding_mode,
+        )
         self.flow_scaling = float(flow_scaling)
+        self.activation = activation
+        self.upsample_mode = upsample_mode
         if prediction_init_scale is not None:
             nn.init.uniform_(self.conv.weight, -prediction_init_scale, prediction_init_scale)
             if prediction_bias:
                 nn.init.zeros_(self.conv.bias)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.flow_scaling * torch.tanh(self.conv(features))
+        flow = self.conv(features)
+        if self.activation == "tanh":
+            flow = torch.tanh(flow)
+        if self.upsample != 1:
+            align = False if self.upsample_mode == "bilinear" else None
+            flow = F.interpolate(
+                flow, scale_factor=self.upsample, mode=self.upsample_mode, align_corners=align
+            )
+        return self.flow_scaling * flow
 
 
 __all__ = ["FlowHead", "PredictionHead"]

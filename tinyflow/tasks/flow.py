@@ -39,7 +39,8 @@ class FlowTask(RecurrentTask):
         network: pure network whose output holds ``flow`` [B, 2, H, W], the (x, y) displacement in
             pixels over the input window.
         loss: factory ``loss(sensor_size=(H, W))`` of a CMax loss with ``accumulate/compute/reset/iwe``
-            (a ``_partial_`` Hydra config); one loss object is built per sensor size.
+            (a ``_partial_`` Hydra config); one loss object is built per sensor size, and in training per
+            flow scale where the network also outputs ``flow_scales`` (see :meth:`sequence_loss`).
         optimizer, scheduler, gradient_clip_val: see :class:`~tinyflow.tasks.recurrent.RecurrentTask`.
     """
 
@@ -56,31 +57,58 @@ class FlowTask(RecurrentTask):
     ) -> None:
         super().__init__(network, optimizer, scheduler, gradient_clip_val)
         self.loss_factory = loss
-        self._losses: dict[tuple[int, int], Any] = {}
-        self._loss: Any = None
+        self._losses: dict[tuple[tuple[int, int], int | None], Any] = {}
+        self._sensor_size: tuple[int, int] | None = None
+        self._sequence_losses: list[Any] = []  # one per predicted scale, coarsest first
         self.flow_errors = FlowErrorMetrics()
         self._focus: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
-    def loss_for(self, sensor_size: tuple[int, int]) -> Any:
-        """The loss object for a sensor size (built once per size)."""
-        if sensor_size not in self._losses:
-            self._losses[sensor_size] = self.loss_factory(sensor_size=sensor_size)
-        return self._losses[sensor_size]
+    def loss_for(self, sensor_size: tuple[int, int], scale: int | None = None) -> Any:
+        """The loss object for a sensor size (built once per size): of ``out["flow"]`` (``scale=None``),
+        or of ``out["flow_scales"][scale]`` in training (one object per scale and size)."""
+        key = (sensor_size, scale)
+        if key not in self._losses:
+            self._losses[key] = self.loss_factory(sensor_size=sensor_size)
+        return self._losses[key]
 
     # Training.
 
     def begin_sequence(self, batch: dict[str, Tensor]) -> None:
-        self._loss = self.loss_for(tuple(batch["input"].shape[-2:]))
-        self._loss.reset()
+        """Start the sequence's losses; the first window's output decides how many (one per scale)."""
+        self._sensor_size = tuple(batch["input"].shape[-2:])
+        self._sequence_losses = []
+
+    @staticmethod
+    def training_flows(output: dict[str, Any]) -> list[Tensor]:
+        """The flows the training loss sees: every scale of ``out["flow_scales"]`` (coarsest first, each at
+        full resolution in pixels per window) where the network predicts several, else ``[out["flow"]]``."""
+        return list(output["flow_scales"]) if "flow_scales" in output else [output["flow"]]
 
     def accumulate(self, window: Window, output: dict[str, Any]) -> None:
-        self._loss.accumulate(window["events"], window["event_mask"], output["flow"])
+        flows = self.training_flows(output)
+        if not self._sequence_losses:
+            scales: list[int | None] = [None] if len(flows) == 1 else list(range(len(flows)))
+            self._sequence_losses = [self.loss_for(self._sensor_size, scale) for scale in scales]
+            for loss in self._sequence_losses:
+                loss.reset()
+        if len(flows) != len(self._sequence_losses):
+            raise ValueError(
+                f"FlowTask: the network predicted {len(flows)} flow scales in this window and "
+                f"{len(self._sequence_losses)} in the first window of the sequence"
+            )
+        for loss, flow in zip(self._sequence_losses, flows, strict=True):
+            loss.accumulate(window["events"], window["event_mask"], flow)
 
     def sequence_loss(self) -> Tensor:
-        return self._loss.compute()
+        """The CMax loss of the sequence; with several scales, the mean of every scale's loss (event_flow,
+        loss/flow.py ``EventWarping.forward``: ``loss += ...`` per flow of the list, then
+        ``loss /= len(self._flow_list)``)."""
+        losses = [loss.compute() for loss in self._sequence_losses]
+        return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
     def training_images(self) -> Callable[[], Any]:
-        return self._loss.iwe
+        """The images of warped events of the finest flow (``out["flow"]``)."""
+        return self._sequence_losses[-1].iwe
 
     def training_evaluation(self, window: Window, output: dict[str, Any]) -> dict[str, Tensor]:
         return self._window_errors(window, output["flow"].detach())
@@ -114,12 +142,7 @@ class FlowTask(RecurrentTask):
     def evaluation_results(self) -> dict[str, dict[str, float]]:
         results: dict[str, dict[str, float]] = {name: {} for name in self._focus}
         for name, errors in self.flow_errors.compute().items():
-            results.setdefault(name, {}).update(
-                aee=errors.aee_px,
-                outliers=errors.outlier_percent,
-                aee_zero=errors.zero_flow_aee_px,
-                aae=errors.aae_deg,
-            )
+            results.setdefault(name, {}).update(errors.values())  # every declared GT metric it gives
         for name, focus in self._focus.items():
             for key, values in focus.items():
                 results[name][key] = math.fsum(values) / len(values)
