@@ -16,7 +16,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 EXPERIMENT_SMOKE = [
     "data.synth.height=64",
     "data.synth.width=64",
-    "data.synth.duration_us=200000",
+    "data.synth.duration_us=1000000",
     "data.num_train=8",
     "data.num_val=1",
     "trainer.max_steps=4",
@@ -33,13 +33,15 @@ def test_every_experiment_trains_a_few_steps(compose_config, experiment: str) ->
 
 
 # About 3 minutes on 2 cores: the default recipe (LIF-FireNet, CMax, cosine decay) at 16 channels on
-# 16 recordings of 32x32 crops for 500 steps.
+# 32 recordings of 32x32 pixels (whole frames: the default run's crop size) for 600 steps.
 LEARNING_RUN = [
-    "data.num_train=16",
+    "data.synth.height=32",
+    "data.synth.width=32",
+    "data.num_train=32",
     "data.num_val=2",
     "data.batch_size=16",
     "model.base_num_channels=16",
-    "trainer.max_steps=500",
+    "trainer.max_steps=600",
     "trainer.check_val_every_n_epoch=1000",
     "callbacks.progress=null",
 ]
