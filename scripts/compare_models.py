@@ -18,6 +18,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from bench_train import StepTimer  # scripts/ is on the path of a script run from it
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -39,21 +40,6 @@ MODELS = [
     "lif_evflownet",
 ]
 PROBE_STEPS = 4
-
-
-class StepTimer(L.Callback):
-    """Wall time of every training step after the first."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._start = 0.0
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step > 1:
-            self.seconds.append(time.perf_counter() - self._start)
 
 
 def config(root: Path, model: str, overrides: list[str]) -> DictConfig:
