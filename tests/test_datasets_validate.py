@@ -51,7 +51,7 @@ def synthetic_run(tmp_path_factory) -> tuple[Path, str]:
 def constant_flow_checkpoint(root: Path, run_id: str, flow_px: tuple[float, float], target: Path) -> Path:
     """The run's last checkpoint with every weight, threshold and leak zeroed (no neuron fires) and the
     prediction bias set so that the network predicts ``flow_px`` (x, y) pixels per window everywhere."""
-    checkpoint = torch.load(root / "runs" / run_id / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint = torch.load(root / "runs" / run_id / "checkpoints" / "last.ckpt", weights_only=True)
     state = checkpoint["state_dict"]
     for value in state.values():
         if value.is_floating_point():

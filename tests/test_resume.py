@@ -64,7 +64,7 @@ def run_cli(root: Path, *arguments: str) -> subprocess.CompletedProcess:
 
 
 def weights(root: Path, run_id: str) -> dict[str, torch.Tensor]:
-    return torch.load(root / "runs" / run_id / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    return torch.load(root / "runs" / run_id / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
 def logged_rows(root: Path, run_id: str) -> list[dict[str, str]]:

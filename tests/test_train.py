@@ -162,7 +162,7 @@ def test_resume_continues_the_step_count(compose_config, tmp_path) -> None:
         train(compose_config("train", overrides))
     assert steps.read_text().split() == ["1", "2", "3"]
     run = find_run("crashrun", tmp_path / "runs")
-    crashed = torch.load(run.checkpoint("last"), weights_only=False)
+    crashed = torch.load(run.checkpoint("last"), weights_only=True)
     lr = compose_config("train").optimizer.lr
     assert crashed["global_step"] == 2
     # the default cosine schedule over trainer.max_steps = 4: half the learning rate after 2 steps
@@ -172,7 +172,7 @@ def test_resume_continues_the_step_count(compose_config, tmp_path) -> None:
     results = train(compose_config("train", ["resume=crashrun"]))
     assert results["run_id"] == "crashrun"
     assert steps.read_text().split() == ["1", "2", "3", "3", "4"]
-    finished = torch.load(run.checkpoint("last"), weights_only=False)
+    finished = torch.load(run.checkpoint("last"), weights_only=True)
     assert finished["global_step"] == 4
     assert finished["lr_schedulers"][0]["last_epoch"] == 4
     assert finished["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0, abs=1e-12)
@@ -228,7 +228,7 @@ def train_fast_dev_run(compose_config, tmp_path: Path, model: str, neuron: str |
     ]
     results = train(compose_config("train", overrides + ([f"model.neuron={neuron}"] if neuron else [])))
     trained = torch.load(
-        tmp_path / "runs" / results["run_id"] / "checkpoints" / "last.ckpt", weights_only=False
+        tmp_path / "runs" / results["run_id"] / "checkpoints" / "last.ckpt", weights_only=True
     )
     changed = [k for k, v in trained["state_dict"].items() if not torch.equal(v, InitialWeights.state[k])]
     assert changed, "a training step left every weight unchanged"

@@ -178,10 +178,10 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                     f"{usable} training recording{'s' * (usable != 1)} with windows "
                     f"({', '.join(self.train_set.recording_names)}): lower data.batch_size or add recordings"
                 )
-            batches = len(
-                SequentialBatchSampler(counts, self.batch_size, self.seq_len, True, self.seed, 0, 1)
+            sampler = SequentialBatchSampler(
+                counts, self.batch_size, self.seq_len, True, self.seed, 0, world_size
             )
-            if batches // world_size == 0:
+            if sampler.training_batches_per_epoch() == 0:
                 raise EmptyDataError(
                     f"training would take 0 steps: {len(counts)} training recordings with {counts} windows "
                     f"({self.train_windowing.mode} windowing) give no batch of data.batch_size={self.batch_size} "

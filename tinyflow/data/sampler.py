@@ -191,4 +191,5 @@ class SequentialBatchSampler(Sampler[list[WindowKey]]):
         yield from self._plan()[skip:]
 
     def __len__(self) -> int:
-        return len(self._plan())
+        """Batches per epoch; a training epoch's count needs no plan (see :meth:`training_batches_per_epoch`)."""
+        return self.training_batches_per_epoch() if self.shuffle else len(self._plan())

@@ -11,7 +11,8 @@ ACTIVATIONS = ("relu", "tanh", None)
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _check_padding_mode(layer: str, padding_mode: str) -> None:
+def check_padding_mode(layer: str, padding_mode: str) -> None:
+    """``ValueError`` naming ``layer`` unless ``padding_mode`` is one of :data:`PADDING_MODES`."""
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"{layer}: padding_mode={padding_mode!r}: expected one of {PADDING_MODES}")
 
@@ -44,7 +45,7 @@ class ConvLayer(nn.Module):
         name = type(self).__name__
         if activation not in ACTIVATIONS:
             raise ValueError(f"{name}: activation={activation!r}: expected one of {ACTIVATIONS}")
-        _check_padding_mode(name, padding_mode)
+        check_padding_mode(name, padding_mode)
         self.conv = nn.Conv2d(
             in_channels,
             out_channels,
@@ -100,7 +101,7 @@ class ResidualBlock(nn.Module):
         padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
-        _check_padding_mode(type(self).__name__, padding_mode)
+        check_padding_mode(type(self).__name__, padding_mode)
         padding = kernel_size // 2
         conv = dict(padding=padding, padding_mode=padding_mode)
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, **conv)
@@ -173,7 +174,7 @@ class TorchStyleConvGRU(nn.Module):
     ) -> None:
         super().__init__()
         _check_unit_stride("TorchStyleConvGRU", stride)
-        _check_padding_mode("TorchStyleConvGRU", padding_mode)
+        check_padding_mode("TorchStyleConvGRU", padding_mode)
         self.hidden_channels = hidden_channels
         conv = dict(padding=kernel_size // 2, padding_mode=padding_mode)
         self.input_gates = nn.Conv2d(in_channels, 3 * hidden_channels, kernel_size, **conv)

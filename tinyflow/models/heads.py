@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tinyflow.models.blocks import PADDING_MODES
+from tinyflow.models.blocks import check_padding_mode
 
 
 class PredictionHead(nn.Module, ABC):
@@ -86,8 +86,7 @@ class FlowHead(PredictionHead):
             raise ValueError(f"FlowHead: activation={activation!r}: expected 'tanh' or None (linear)")
         if upsample_mode not in ("bilinear", "nearest"):
             raise ValueError(f"FlowHead: upsample_mode={upsample_mode!r}: expected 'bilinear' or 'nearest'")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"FlowHead: padding_mode={padding_mode!r}: expected one of {PADDING_MODES}")
+        check_padding_mode("FlowHead", padding_mode)
         self.conv = nn.Conv2d(
             in_channels,
             2,
