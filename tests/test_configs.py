@@ -14,8 +14,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from tinyflow.app.build import build_task, build_trainer
-from tinyflow.app.checks import ConfigError, check_config
+from tinyflow.app.checks import ConfigError, check_config, hardware_profile
 from tinyflow.data import EventDataModule
+from tinyflow.metrics.hardware import HardwareProfile
 from tinyflow.tasks import RecurrentTask
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -32,6 +33,8 @@ GROUPS = (
     "loss",
     "optimizer",
     "scheduler",
+    "regularizer",
+    "hardware",
     "trainer",
     "logger",
     "callbacks",
@@ -90,6 +93,14 @@ def test_every_option_instantiates_what_it_names(
                 assert any(isinstance(obj, cls) for obj in built), f"{kind}.{name}: no {cls.__name__}"
     if group == "paths":
         assert Path(cfg.paths.run_dir).parent == Path(cfg.paths.runs_dir)
+    if group == "hardware":  # every constant of every profile carries its source
+        profile = hardware_profile(cfg)
+        assert isinstance(profile, HardwareProfile) and profile.name == option
+        constants = profile.energy.constants()
+        assert {"ac", "neuron_update", "ann_mac"} <= set(constants)
+        assert all(len(constant.source) > 20 for constant in constants.values()), constants
+    if group == "regularizer" and option != "none":
+        assert task.spike_penalty is not None
 
 
 @pytest.mark.parametrize("model", options("model"))

@@ -11,15 +11,23 @@ from tinyflow.app.checkpoints import trainer_plugins
 from tinyflow.tasks import RecurrentTask
 
 # The task's collaborators: config group -> task argument. A group may be null or empty (scheduler=constant).
-TASK_PARTS = {"model": "network", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"}
+TASK_PARTS = {
+    "model": "network",
+    "loss": "loss",
+    "optimizer": "optimizer",
+    "scheduler": "scheduler",
+    "regularizer": "spike_penalty",
+}
 
 
 def build_task(cfg: DictConfig) -> RecurrentTask:
     """The task of a config (``task`` group, a LightningModule), given the instantiated ``model`` (the
-    network) and the ``loss``, ``optimizer`` and ``scheduler`` factories of their groups."""
+    network), the ``loss``, ``optimizer`` and ``scheduler`` factories of their groups, and the ``regularizer``
+    (the task's ``spike_penalty``)."""
     parts = {argument: cfg.get(group) for group, argument in TASK_PARTS.items() if group in cfg}
     built = {argument: instantiate(part) if part else None for argument, part in parts.items()}
-    return instantiate(cfg.task, **built)
+    # the built objects as they are (given to instantiate, a dataclass argument would become a config)
+    return instantiate(cfg.task, _partial_=True)(**built)
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:

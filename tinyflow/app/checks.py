@@ -11,9 +11,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tinyflow.metrics.hardware import HardwareProfile
 from tinyflow.metrics.registry import METRIC_SELECTIONS
 
 
@@ -114,6 +116,7 @@ RULES: tuple[Rule, ...] = (
     Rule("model.kernel_size", int, "pixels", minimum=1),
     Rule("model.flow_scaling", float, "pixels per window at tanh = 1", above=0),
     Rule("loss.smoothness_weight", float, "weight", minimum=0),
+    Rule("regularizer.weight", float, "weight of the firing-rate penalty", minimum=0),
 )
 ENCODINGS = ("counts", "voxel")
 
@@ -141,6 +144,23 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     kernel = _value(cfg, "model.kernel_size")
     if isinstance(kernel, int) and kernel % 2 == 0:
         raise ConfigError(f"model.kernel_size={kernel}: expected an odd number of pixels (same-size padding)")
+    hardware_profile(cfg)
+
+
+def hardware_profile(cfg: DictConfig) -> HardwareProfile | None:
+    """The config's ``hardware`` profile, instantiated (None without one); :class:`ConfigError` naming the
+    profile and the broken value where it cannot be built."""
+    if cfg.get("hardware") is None:
+        return None
+    try:
+        profile = instantiate(cfg.hardware)
+    except Exception as error:  # Hydra wraps what the profile's dataclasses raised
+        cause = error.__cause__ or error
+        name = OmegaConf.select(cfg, "hardware.name", default="?")
+        raise ConfigError(f"hardware={name}: {cause}".splitlines()[0]) from None
+    if not isinstance(profile, HardwareProfile):
+        raise ConfigError(f"hardware: {cfg.hardware.get('_target_')} is not a HardwareProfile")
+    return profile
 
 
 _MISSING = object()

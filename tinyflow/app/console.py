@@ -48,6 +48,22 @@ def print_metrics(results: Mapping[str, Any], metrics: TaskMetrics, title: str) 
     Console().print(metrics_table(results, metrics, title))
 
 
+def layers_table(layers: Mapping[str, Mapping[str, float]], metrics: TaskMetrics, title: str) -> Table:
+    """One row per layer (in the given order); columns: the declared metrics that any layer reports."""
+    shown = [m for m in metrics.metrics if any(m.key in values for values in layers.values())]
+    table = Table(title=Text(title))
+    table.add_column("layer")
+    for metric in shown:
+        table.add_column(Text(metric.heading), justify="right")
+    for name, values in layers.items():
+        table.add_row(Text(name), *(f"{values[m.key]:.4g}" if m.key in values else "-" for m in shown))
+    return table
+
+
+def print_layers(layers: Mapping[str, Mapping[str, float]], metrics: TaskMetrics, title: str) -> None:
+    Console().print(layers_table(layers, metrics, title))
+
+
 def summary_table(items: Mapping[str, object], title: str) -> Table:
     """Two columns: what, and its value (``None`` values are left out)."""
     table = Table(title=Text(title), show_header=False)

@@ -12,12 +12,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinyflow.app.build import build_callbacks, build_task, close_callbacks
 from tinyflow.app.checkpoints import trainer_plugins
-from tinyflow.app.checks import check_config
-from tinyflow.app.console import metric_selection, print_metrics, print_summary
+from tinyflow.app.checks import check_config, hardware_profile
+from tinyflow.app.console import metric_selection, print_layers, print_metrics, print_summary
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.runs import ARTIFACT_VERSION, Trackers, find_run
 from tinyflow.app.train import rerun_files
+from tinyflow.callbacks.spikes import SpikeStatistics
+from tinyflow.metrics.spikes import SPIKE_STATISTICS
 
 VALIDATE_OVERRIDABLE_GROUPS = ("data", "trainer")
 # The network's input format: a checkpoint fixes it, so a replaced data group keeps the run's values.
@@ -38,12 +40,18 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     ``metrics`` selects what the table, the JSON of ``output=`` and the returned results hold: ``default``
     (the registry's default metrics) or ``full`` (every metric the task declares).
 
+    ``hardware`` prices the spike statistics (firing rates, ACs, MACs, energy per window, and the
+    ANN-equivalent energy; :class:`~tinyflow.callbacks.spikes.SpikeStatistics`), printed as two tables
+    (per recording, per layer) and returned under ``spikes``.
+
     Returns:
-        ``{"recordings": {name: {key: value}}, "mean": {key: value}}`` (keys from the metric registry).
+        ``{"recordings": {name: {key: value}}, "mean": {key: value}, "spikes": {"hardware": name,
+        "recordings": ..., "mean": ..., "layers": {layer: {key: value}}}}`` (keys from the metric registry).
     """
     register_resolvers()
     quiet_console()
     selection = metric_selection(cfg.get("metrics"))
+    hardware = hardware_profile(cfg)
     which = str(cfg.checkpoint)
     trackers = Trackers(**OmegaConf.to_container(cfg.trackers, resolve=True)) if cfg.get("trackers") else None
     version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
@@ -62,10 +70,11 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.check_not_empty("validate")
     task = build_task(run_cfg)
+    spikes = SpikeStatistics(hardware, train_every_n_steps=0)
     trainer = instantiate(
         run_cfg.trainer,
         logger=False,
-        callbacks=build_callbacks(cfg),
+        callbacks=[*build_callbacks(cfg), spikes],
         enable_checkpointing=False,
         enable_model_summary=False,
         plugins=trainer_plugins(run_cfg.trainer),
@@ -75,7 +84,11 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     trainer.validate(task, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=True, verbose=False)
     close_callbacks(trainer)
     results = task.metrics().select(task.validation_results, selection)
+    results["spikes"] = SPIKE_STATISTICS.select(spikes.results, selection)
     print_metrics(results, task.metrics(), title=f"validation of run {run.run_id} ({Path(checkpoint).name})")
+    on = f"on {hardware.name}" if hardware is not None else "(no hardware profile: no energy)"
+    print_metrics(results["spikes"], SPIKE_STATISTICS, title=f"spike statistics per window {on}")
+    print_layers(results["spikes"]["layers"], SPIKE_STATISTICS, title=f"per layer, mean over windows {on}")
     if cfg.get("output"):
         Path(cfg.output).write_text(json.dumps(results, indent=2))
     summary = {"run dir": run.run_dir.resolve(), "checkpoint": checkpoint, "metrics file": cfg.get("output")}

@@ -11,7 +11,8 @@ import rerun as rr
 import rerun.blueprint as rrb
 from lightning.pytorch.trainer.states import TrainerFn
 
-from tinyflow.callbacks.windows import WindowImages, WindowRenderer, firing_rates, spiking_layer_names
+from tinyflow.callbacks.windows import WindowImages, WindowRenderer
+from tinyflow.metrics.spikes import layer_firing_rates, spiking_unit_names
 from tinyflow.tasks import ObservedWindow, RecurrentTask
 from tinyflow.viz.entities import log_colour_wheel, log_events, log_flow, log_scalar_map
 from tinyflow.viz.sink import RerunSink
@@ -87,7 +88,7 @@ class RerunCallback(L.Callback):
             log_colour_wheel(self.recording)
         self._trainer = trainer
         self._renderer = WindowRenderer(self.stream)
-        self._spiking = spiking_layer_names(pl_module.network)
+        self._spiking = spiking_unit_names(pl_module.network)
         pl_module.window_observers.append(self._observe)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -136,7 +137,7 @@ class RerunCallback(L.Callback):
         stage = window.stage
         if window.loss is not None:
             self.recording.log(f"{stage}/loss", rr.Scalars(float(window.loss)))
-        for layer, rate in firing_rates(window.output.get("activity", {}), self._spiking).items():
+        for layer, rate in layer_firing_rates(window.output.get("activity", {}), self._spiking).items():
             self.recording.log(f"{stage}/firing_rate/{layer}", rr.Scalars(rate))
         self._log_images(stage, images)
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from torch import Tensor, nn
 
-from tinyflow.models.spiking import spiking_layers
 from tinyflow.tasks import ObservedWindow
 from tinyflow.viz.images import event_counts
 
@@ -90,14 +87,3 @@ class WindowRenderer:
         return images.at_start[b].detach().float().cpu().numpy(), images.at_end[
             b
         ].detach().float().cpu().numpy()
-
-
-def spiking_layer_names(network: nn.Module) -> list[str]:
-    """Names (as in the network's ``activity`` output: the last part of the module path) of its spiking
-    layers (see :class:`tinyflow.models.spiking.SpikingLayer`)."""
-    return [name.rsplit(".", 1)[-1] for name in spiking_layers(network)]
-
-
-def firing_rates(activity: Mapping[str, Tensor], names: list[str]) -> dict[str, float]:
-    """Mean spikes per neuron per window of each named layer, over the whole batch."""
-    return {name: float(activity[name].detach().float().mean()) for name in names if name in activity}

@@ -41,7 +41,7 @@ class FlowTask(RecurrentTask):
         loss: factory ``loss(sensor_size=(H, W))`` of a CMax loss with ``accumulate/compute/reset/iwe``
             (a ``_partial_`` Hydra config); one loss object is built per sensor size, and in training per
             flow scale where the network also outputs ``flow_scales`` (see :meth:`sequence_loss`).
-        optimizer, scheduler, gradient_clip_val: see :class:`~tinyflow.tasks.recurrent.RecurrentTask`.
+        optimizer, scheduler, gradient_clip_val, spike_penalty: see :class:`~tinyflow.tasks.recurrent.RecurrentTask`.
     """
 
     metric_task = "flow"
@@ -54,8 +54,9 @@ class FlowTask(RecurrentTask):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
         gradient_clip_val: float | None = 100.0,
+        spike_penalty: Callable[[dict[str, Tensor], list[str]], Tensor] | None = None,
     ) -> None:
-        super().__init__(network, optimizer, scheduler, gradient_clip_val)
+        super().__init__(network, optimizer, scheduler, gradient_clip_val, spike_penalty)
         self.loss_factory = loss
         self._losses: dict[tuple[tuple[int, int], int | None], Any] = {}
         self._sensor_size: tuple[int, int] | None = None

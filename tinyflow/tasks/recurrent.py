@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from tinyflow.metrics.registry import TaskMetrics, task_metrics
+from tinyflow.metrics.spikes import spiking_unit_names
 from tinyflow.models.stateful import StatefulNetwork, map_state
 
 RESUME_KEY = "tinyflow_resume"  # checkpoint entry: recurrent state and training RNG state
@@ -86,6 +87,9 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         scheduler: factory ``scheduler(optimizer)`` of a learning-rate scheduler stepped after every
             optimiser step, or None for a constant learning rate.
         gradient_clip_val: max gradient norm (L2 over all parameters), or None / 0 for no clipping.
+        spike_penalty: an optional firing-rate regulariser added to the task loss: called per window with
+            ``out["activity"]`` and the names of the spiking layers, averaged over the sequence's windows
+            (:class:`~tinyflow.metrics.spikes.SpikeActivityPenalty`; ``regularizer=firing_rate``).
 
     Visualisers append a callable taking an :class:`ObservedWindow` to ``window_observers``; with none
     attached, nothing is recorded.
@@ -100,6 +104,7 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[[torch.optim.Optimizer], LRScheduler] | None = None,
         gradient_clip_val: float | None = 100.0,
+        spike_penalty: Callable[[dict[str, Tensor], list[str]], Tensor] | None = None,
     ) -> None:
         super().__init__()
         if gradient_clip_val is not None and gradient_clip_val < 0:
@@ -109,6 +114,8 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.gradient_clip_val = gradient_clip_val
+        self.spike_penalty = spike_penalty
+        self.spiking_layer_names = spiking_unit_names(self.network)
         self.window_observers: list[Callable[[ObservedWindow], None]] = []
         self.validation_results: dict[str, dict[str, dict[str, float]]] = {"recordings": {}, "mean": {}}
         self._stashed_state: Any = None
@@ -181,11 +188,18 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         optimizer = self.optimizers()
         steps, streams = batch["input"].shape[:2]
         self.begin_sequence(batch)
+        penalties = []
         for t in range(steps):
             window = {key: value[t] for key, value in batch.items()}
             output = self.network(window["input"])
             self.accumulate(window, output)
+            if self.spike_penalty is not None:
+                penalties.append(self.spike_penalty(output["activity"], self.spiking_layer_names))
         loss = self.sequence_loss()
+        if penalties:
+            penalty = torch.stack(penalties).mean()
+            self.log("train/spike_penalty", penalty.detach(), batch_size=streams)
+            loss = loss + penalty
         optimizer.zero_grad()
         self.manual_backward(loss)
         if self.gradient_clip_val:
