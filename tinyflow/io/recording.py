@@ -87,6 +87,11 @@ class Recording(abc.ABC):
         """Calibration arrays (intrinsics, distortion, rectification maps, ...); empty if none."""
         return {}
 
+    def tables(self) -> dict[str, dict[str, np.ndarray]]:
+        """Side streams kept from a camera file (``imu``, ``triggers``): ``{name: {column: [K, ...]}}`` with a
+        ``t_us`` column (µs since ``t0_us``); empty if none."""
+        return {}
+
     @property
     def t_end_us(self) -> int:
         """Timestamp of the last event (µs), 0 for an empty recording."""
