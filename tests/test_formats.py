@@ -320,7 +320,9 @@ def test_bags_with_several_event_topics_need_a_topic(written, tmp_path):
             )
             message = store.types[name](header=header, height=4, width=4, events=[])
             writer.write(connection, 1, store.serialize_ros1(message, name))
-    with pytest.raises(EventDataError, match=r"several topics of event messages.*/left/events.*/right/events"):
+    with pytest.raises(
+        EventDataError, match=r"several topics of event messages.*/left/events.*/right/events"
+    ):
         open_camera_file(path)
     assert open_camera_file(path, options={"topic": "/right/events"}).topic == "/right/events"
 
