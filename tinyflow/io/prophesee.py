@@ -10,9 +10,9 @@ Times are the camera clock in µs (since the camera started); ``t0_us`` of a con
 first event's time on that clock. Polarity: the CD event's polarity bit, 1 = ON (brightness increase).
 Triggers (``EXT_TRIGGER`` words) are kept on request as the table ``triggers``.
 
-Why two decoders: evt3 (MIT) follows the file's ``TIME_HIGH``/``TIME_LOW`` words exactly and is about 3x
-faster than faery on EVT 3.0 (``scripts/bench_formats.py``); faery (LGPL-3.0) also reads EVT 2.0 and
-2.1, which evt3 does not. On the EVT 3.0 sample they agree on every (x, y, p) and differ in time only where
+Why two decoders: evt3 (MIT) follows the file's ``TIME_HIGH``/``TIME_LOW`` words exactly, decodes byte
+chunks (the ROS bag packets) as well as files, and decodes about as fast as faery (both far faster than the
+HDF5 writer: ``scripts/bench_formats.py``); faery (LGPL-3.0) also reads EVT 2.0 and 2.1, which evt3 does not. On the EVT 3.0 sample they agree on every (x, y, p) and differ in time only where
 the file has a ``TIME_LOW`` word out of order: faery keeps the later time, evt3 the word's own.
 """
 
