@@ -154,11 +154,16 @@ DSEC_T_OFFSET = 51_648_000_000  # µs
 
 
 def write_dsec(
-    root: Path, name: str, rng: np.random.Generator, n: int = 40_000, with_flow: bool = True
+    root: Path,
+    name: str,
+    rng: np.random.Generator,
+    n: int = 40_000,
+    with_flow: bool = True,
+    split: str = "train",
 ) -> None:
-    """``train_events/<name>/events/left/{events,rectify_map}.h5`` and ``train_optical_flow/<name>/flow/``."""
+    """``<split>_events/<name>/events/left/{events,rectify_map}.h5`` and ``train_optical_flow/<name>/flow/``."""
     height, width = DSEC_SIZE
-    left = root / "train_events" / name / "events" / "left"
+    left = root / f"{split}_events" / name / "events" / "left"
     left.mkdir(parents=True, exist_ok=True)
     t = np.sort(rng.integers(0, 450_000, n)).astype(np.int64)
     compression = hdf5plugin.Blosc(cname="zstd", clevel=1, shuffle=hdf5plugin.Blosc.SHUFFLE)

@@ -61,7 +61,7 @@ def test_every_option_instantiates_what_it_names(
     checked for what it must be."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    extra = [f"data.root={tmp_path}"] if (group, option) == ("data", "h5dir") else []
+    extra = [f"data.root={tmp_path}"] if group == "data" and option in ("h5dir", "files") else []
     cfg = compose_config("train", [f"{group}={option}", *extra], tiny=False)
     if group == "hparams_search":  # a sweeper config: its sweeper plugin is importable, its params are keys
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

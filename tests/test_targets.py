@@ -115,7 +115,16 @@ def test_absent_windows_give_the_zero_arrays(folder) -> None:
     padding = WindowKey(-1, -1, -1, True, active=False)
     dataset = WindowDataset(_paths(folder), Windowing(mode="gt"), crop_size=CROP, targets=targets)
     pad = dataset[padding]
-    assert set(pad) == {"input", "events", "dt_us", "recording", "end_of_recording", "active"} | {
+    assert set(pad) == {
+        "input",
+        "events",
+        "t_start_us",
+        "dt_us",
+        "query",
+        "recording",
+        "end_of_recording",
+        "active",
+    } | {
         "flow_gt",
         "gt_valid",
         "has_gt",

@@ -37,6 +37,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     EmptyDataError,
     EventDataError,
+    FileExistsError,
     FileNotFoundError,
     NotADirectoryError,
     RunStopped,

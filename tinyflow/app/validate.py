@@ -12,12 +12,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinyflow.app.build import build_callbacks, build_task, close_callbacks
 from tinyflow.app.checkpoints import trainer_plugins
-from tinyflow.app.checks import check_config, hardware_profile
+from tinyflow.app.checks import ConfigError, check_config, hardware_profile
 from tinyflow.app.console import metric_selection, print_layers, print_metrics, print_summary
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.runs import ARTIFACT_VERSION, Trackers, find_run
 from tinyflow.app.train import rerun_files
+from tinyflow.callbacks.predictions import DSECSubmissionWriter
 from tinyflow.callbacks.spikes import SpikeStatistics
 from tinyflow.metrics.spikes import SPIKE_STATISTICS
 
@@ -26,6 +27,41 @@ VALIDATE_OVERRIDABLE_GROUPS = ("data", "trainer")
 MODEL_INPUT_KEYS = ("encoding", "num_bins")
 # validate.py runs in one process whatever the run's trainer was (validation is not sharded).
 SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+SPLITS = ("val", "test")
+
+
+def use_split(cfg: DictConfig, run_cfg: DictConfig, trained: DictConfig) -> None:
+    """Point the run's data config at ``cfg.split``. The test split's windows default to the network's own:
+    the run's training window (``data.test_windowing.duration_us: null``), which predictions are rescaled from."""
+    split = cfg.get("split") or "val"
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
+    if cfg.get("submission") and split != "test":
+        raise ConfigError(
+            f"submission={cfg.submission}: a benchmark submission predicts the test split; add split=test"
+        )
+    if split == "val":
+        return
+    run_cfg.data.eval_split = split
+    windowing = run_cfg.data.get("test_windowing")
+    if windowing is not None and windowing.get("duration_us") is None:
+        train = trained.data.train_windowing
+        if train.get("mode") != "duration":
+            raise ConfigError(
+                f"data.test_windowing.duration_us=null takes the run's training window, but the run trained on "
+                f"{train.get('mode')} windows; set data.test_windowing.duration_us (µs)"
+            )
+        windowing.duration_us = int(train.duration_us)
+
+
+def prediction_callbacks(cfg: DictConfig) -> list:
+    """The writers of predictions that validate.py's own keys ask for (``submission=DIR``)."""
+    return [DSECSubmissionWriter(cfg.submission)] if cfg.get("submission") else []
+
+
+def written_predictions(trainer: Any) -> dict[str, Path]:
+    """The prediction files the trainer's writers produced (submission folder, flow HDF5), for the summary."""
+    return {c.label: c.written for c in trainer.callbacks if getattr(c, "written", None) is not None}
 
 
 def validate(cfg: DictConfig) -> dict[str, Any]:
@@ -36,6 +72,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     ``runid`` is a local run id, a W&B run id or an MLflow run id or name (see
     :func:`tinyflow.app.runs.find_run`); ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B
     artifact version ``v<N>`` or a file. Validation runs in one process.
+
+    ``split=test`` validates the data config's test split (no GT: FWL and RSAT); ``submission=DIR`` also
+    writes a DSEC benchmark submission there (:class:`~tinyflow.callbacks.predictions.DSECSubmissionWriter`).
 
     ``metrics`` selects what the table, the JSON of ``output=`` and the returned results hold: ``default``
     (the registry's default metrics) or ``full`` (every metric the task declares).
@@ -56,13 +95,14 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     trackers = Trackers(**OmegaConf.to_container(cfg.trackers, resolve=True)) if cfg.get("trackers") else None
     version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
     run = find_run(str(cfg.runid), cfg.paths.runs_dir, trackers, version)
-    run_cfg = run.config()
+    run_cfg, trained = run.config(), run.config()
     trained_input = {key: run_cfg.data[key] for key in MODEL_INPUT_KEYS if key in run_cfg.data}
     with open_dict(run_cfg):
         for group in VALIDATE_OVERRIDABLE_GROUPS:
             if cfg.get(group) is not None:
                 run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
         run_cfg.data.update(trained_input)
+        use_split(cfg, run_cfg, trained)
     check_config(run_cfg)
     checkpoint = run.checkpoint(which)
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
@@ -74,7 +114,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     trainer = instantiate(
         run_cfg.trainer,
         logger=False,
-        callbacks=[*build_callbacks(cfg), spikes],
+        callbacks=[*build_callbacks(cfg), *prediction_callbacks(cfg), spikes],
         enable_checkpointing=False,
         enable_model_summary=False,
         plugins=trainer_plugins(run_cfg.trainer),
@@ -93,6 +133,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         Path(cfg.output).write_text(json.dumps(results, indent=2))
     summary = {"run dir": run.run_dir.resolve(), "checkpoint": checkpoint, "metrics file": cfg.get("output")}
     summary.update(rerun_files(trainer))
+    summary.update(written_predictions(trainer))
     summary["wall time"] = f"{time.perf_counter() - start:.1f} s"
     print_summary(summary, title=f"validation of run {run.run_id}")
     return results

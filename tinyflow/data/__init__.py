@@ -2,6 +2,7 @@
 
 from tinyflow.data.datamodule import EventDataModule, H5DirDataModule, SyntheticDataModule
 from tinyflow.data.dataset import SequenceCollate, WindowDataset, Windowing
+from tinyflow.data.files import FilesDataModule
 from tinyflow.data.real import DatasetDataModule
 from tinyflow.data.sampler import SequentialBatchSampler, WindowKey
 from tinyflow.data.targets import TARGETS, DepthTarget, EpisodeView, FlowTarget, WindowTarget, build_targets
@@ -12,6 +13,7 @@ __all__ = [
     "DepthTarget",
     "EpisodeView",
     "EventDataModule",
+    "FilesDataModule",
     "FlowTarget",
     "H5DirDataModule",
     "SequenceCollate",

@@ -19,6 +19,7 @@ from tinyflow.synth.config import SynthConfig
 from tinyflow.synth.dataset import ensure_synthetic_dataset
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
+EVAL_SPLITS = ("val", "test")
 
 
 def find_recordings(folder: str | Path) -> list[Path]:
@@ -79,6 +80,12 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
             target names (``[flow, depth]``), ``_target_`` configs, or a mapping name -> options. Default:
             the ``flow`` target of each split's windowing (its ``flow_name``). A task checks the names it
             needs with :meth:`require_targets`.
+        eval_split: what validation runs on: ``val``, or ``test`` (:meth:`test_paths` cut by
+            ``test_windowing``, e.g. DSEC's test sequences at their query timestamps).
+        test_windowing: :class:`Windowing` fields of the test split.
+
+    Validation recordings of different sensor sizes are validated one stream at a time
+    (``val_batch_size=1``); with more streams they must share one size.
     """
 
     def __init__(
@@ -96,8 +103,14 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         val_batch_size: int = 1,
         seed: int = 0,
         targets: TargetsConfig | None = None,
+        eval_split: str = "val",
+        test_windowing: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if eval_split not in EVAL_SPLITS:
+            raise ValueError(f"eval_split={eval_split!r}: expected one of {list(EVAL_SPLITS)}")
+        self.eval_split = eval_split
+        self.test_windowing = Windowing(**(test_windowing or {"mode": "queries"}))
         self.targets: tuple[WindowTarget, ...] = build_targets(targets)
         self.batch_size = batch_size
         self.seq_len = seq_len
@@ -138,6 +151,12 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
     def val_paths(self) -> list[Path | Recording]:
         """Recordings used for validation (files, or recordings already open)."""
 
+    def test_paths(self) -> list[Path | Recording]:
+        """Recordings of the test split (``eval_split=test``); a data config without one says so."""
+        raise EmptyDataError(
+            f"the data config ({type(self).__name__}) has no test split; validate with split=val"
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = WindowDataset(
@@ -152,15 +171,17 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 self.targets,
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
+            test = self.eval_split == "test"
             self.val_set = WindowDataset(
-                self.val_paths(),
-                self.val_windowing,
+                self.test_paths() if test else self.val_paths(),
+                self.test_windowing if test else self.val_windowing,
                 self.encoding,
                 self.num_bins,
                 None,
                 None,
                 self.hot_pixels,
                 targets=self.targets,
+                mixed_sizes=self.val_batch_size == 1,
             )
 
     def check_not_empty(self, stage: str = "fit", world_size: int = 1) -> None:
@@ -190,7 +211,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                     + "; lower data.seq_len or data.batch_size, use shorter windows, or add recordings"
                 )
         if sum(self.val_set.window_counts) == 0:
-            windowing = self.val_windowing
+            windowing = self.val_set.windowing
             hint = (
                 f"; they hold no GT flow '{windowing.flow_name}': set data.val_windowing.without_gt=count"
                 if windowing.mode == "gt"

@@ -14,12 +14,20 @@ from tinyflow.data.sampler import WindowKey
 from tinyflow.data.targets import EpisodeView, FlowTarget, WindowTarget
 from tinyflow.events.encodings import encode, event_counts, event_list, pad_event_lists
 from tinyflow.events.transforms import FlowAugmentation, WindowSample, hot_pixel_mask, remove_pixels
-from tinyflow.events.windows import Window, windows_by_count, windows_by_duration, windows_from_gt
+from tinyflow.events.windows import (
+    Window,
+    windows_by_count,
+    windows_by_duration,
+    windows_for_queries,
+    windows_from_gt,
+)
 from tinyflow.io import open_recording
 from tinyflow.io.recording import Recording
 
 HOT_PIXEL_CHUNK = 1_000_000
-ITEM_KEYS = ("input", "events", "dt_us", "recording", "end_of_recording", "active")  # the dataset's own
+ITEM_KEYS = (  # the dataset's own
+    "input", "events", "t_start_us", "dt_us", "query", "recording", "end_of_recording", "active",
+)  # fmt: skip
 BATCH_KEYS = (*ITEM_KEYS, "event_mask")  # what collation adds
 
 
@@ -28,8 +36,11 @@ class Windowing:
     """How a recording is cut into windows.
 
     Attributes:
-        mode: ``count`` (``events_per_window`` events each), ``duration`` (``duration_us`` each)
-            or ``gt`` (one window per map of GT flow set ``flow_name``, e.g. ``dt1`` or ``dt4``).
+        mode: ``count`` (``events_per_window`` events each), ``duration`` (``duration_us`` each),
+            ``gt`` (one window per map of GT flow set ``flow_name``, e.g. ``dt1`` or ``dt4``) or ``queries``
+            (windows of ``duration_us`` through the recording, one ending at each of its query intervals:
+            :meth:`~tinyflow.io.recording.Recording.query_intervals`, e.g. DSEC's test timestamps; none
+            for a recording without queries).
         without_gt: in ``gt`` mode, the windows of a recording without that flow set: ``skip``
             (none), ``count`` or ``duration``.
     """
@@ -47,6 +58,11 @@ class Windowing:
             return windows_by_count(recording, self.events_per_window)
         if self.mode == "duration":
             return windows_by_duration(recording, self.duration_us)
+        if self.mode == "queries":
+            queries = recording.query_intervals()
+            return (
+                [] if queries is None else windows_for_queries(recording, queries.t_end_us, self.duration_us)
+            )
         if self.mode == "gt":
             if self.flow_name in recording.flow_names:
                 return windows_from_gt(recording, self.flow_name)
@@ -57,7 +73,9 @@ class Windowing:
             raise ValueError(
                 f"unknown without_gt '{self.without_gt}'; expected 'skip', 'count' or 'duration'"
             )
-        raise ValueError(f"unknown windowing mode '{self.mode}'; expected 'count', 'duration' or 'gt'")
+        raise ValueError(
+            f"unknown windowing mode '{self.mode}'; expected 'count', 'duration', 'gt' or 'queries'"
+        )
 
 
 @dataclass(frozen=True)
@@ -80,9 +98,14 @@ class WindowDataset(Dataset):
 
     Each item is a dict of numpy arrays: the dataset's own ``input`` float32 [C, H, W] (encoding of
     the window), ``events`` float32 [N, 4] event list ``(x, y, t_norm, p_sign)`` with t_norm over the
-    window span, ``dt_us`` (window span in µs), ``recording``, ``end_of_recording``, ``active``; and the
+    window span, ``t_start_us`` and ``dt_us`` (window start since the recording's t0, and span, in µs),
+    ``query`` (the query interval the window answers, or -1), ``recording``, ``end_of_recording``,
+    ``active``; and the
     entries of each of ``targets`` (default: :class:`~tinyflow.data.targets.FlowTarget` of the windowing's
     flow set: ``flow_gt``, ``gt_valid``, ``has_gt``).
+
+    Recordings of different sensor sizes need ``crop_size``, or ``mixed_sizes=True`` for a loader whose
+    batches hold one window (validation with one stream): ``sensor_size`` is None then.
 
     Augmentation and crop are drawn once per episode (one stream's visit of a recording), so all
     windows of a visit share them; events and targets follow them alike. Works with
@@ -100,6 +123,7 @@ class WindowDataset(Dataset):
         hot_pixels: HotPixelFilter | None = None,
         seed: int = 0,
         targets: Sequence[WindowTarget] | None = None,
+        mixed_sizes: bool = False,
     ) -> None:
         if not paths:
             raise ValueError("WindowDataset needs at least one recording path, got none")
@@ -116,11 +140,11 @@ class WindowDataset(Dataset):
         self.hot_masks = [hot_pixels.mask(r) if hot_pixels else None for r in self.recordings]
         self._flat = np.cumsum([0] + [len(w) for w in self.windows])
         sizes = {r.sensor_size for r in self.recordings}
-        if self.crop_size is None and len(sizes) > 1:
+        if self.crop_size is None and len(sizes) > 1 and not mixed_sizes:
             raise ValueError(
                 f"recordings have different sensor sizes {sorted(sizes)}; set crop_size to batch them"
             )
-        self.sensor_size = self.crop_size or self.recordings[0].sensor_size
+        self.sensor_size = self.crop_size or (None if len(sizes) > 1 else self.recordings[0].sensor_size)
 
     @property
     def window_counts(self) -> list[int]:
@@ -167,14 +191,16 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, index: int | WindowKey) -> dict[str, np.ndarray | int | bool]:
         key = self._key(index)
-        height, width = self.sensor_size
         if not key.active:
+            height, width = self.sensor_size or self.recordings[0].sensor_size
             channels = 2 if self.encoding == "counts" else self.num_bins
             return {
                 "input": np.zeros((channels, height, width), np.float32),
                 "events": np.zeros((0, 4), np.float32),
-                **self._target_arrays([None] * len(self.targets), self.sensor_size),
+                **self._target_arrays([None] * len(self.targets), (height, width)),
+                "t_start_us": 0,
                 "dt_us": 0,
+                "query": -1,
                 "recording": -1,
                 "end_of_recording": True,
                 "active": False,
@@ -195,7 +221,9 @@ class WindowDataset(Dataset):
             ),
             "events": event_list(sample.events, sample.t_start_us, sample.t_end_us),
             **self._target_arrays(data, sample.sensor_size),
+            "t_start_us": window.t_start_us,
             "dt_us": window.duration_us,
+            "query": window.query_index,
             "recording": key.recording,
             "end_of_recording": key.end_of_recording,
             "active": True,

@@ -20,10 +20,10 @@ class DatasetDataModule(EventDataModule):
     Args:
         dataset: ``ecd``, ``uzh_fpv``, ``mvsec``, ``hqf`` or ``dsec``.
         root: folder holding the dataset in its original layout and/or converted files ``<name>.h5``.
-        train, val: recording names, or a mapping name -> protocol options (``time_range_s``,
+        train, val, test: recording names, or a mapping name -> protocol options (``time_range_s``,
             ``gt_map_range``, ``crop``, ``valid_rows``; see
             :func:`~tinyflow.io.datasets.open_protocol_view`). Recordings absent from ``root`` are
-            skipped with a warning; none present is an error.
+            skipped with a warning (train, val; none present is an error) or are an error (test).
         reader: options of the dataset's original-layout reader (e.g. ECD ``gt_events_per_window``).
         kwargs: :class:`~tinyflow.data.datamodule.EventDataModule` arguments (windowing, crop, ...).
     """
@@ -34,13 +34,14 @@ class DatasetDataModule(EventDataModule):
         root: str | Path,
         train: RecordingList,
         val: RecordingList,
+        test: RecordingList | None = None,
         reader: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.dataset, self.root = dataset, Path(root)
         self.layout = dataset_layout(dataset)
-        self.splits = {"train": train, "val": val}
+        self.splits = {"train": train, "val": val, "test": test}
         self.reader = dict(reader or {})
 
     def _present(self) -> set[str]:
@@ -55,6 +56,11 @@ class DatasetDataModule(EventDataModule):
         protocols = dict(entries) if isinstance(entries, Mapping) else dict.fromkeys(entries)
         present = self._present()
         missing = [name for name in protocols if name not in present]
+        if missing and split == "test":  # a benchmark's test split is all or nothing
+            raise FileNotFoundError(
+                f"{self.root}: {self.dataset} test recordings not found: {missing} (found: {sorted(present)}); "
+                "the test split needs every one (set data.test to the ones to predict)"
+            )
         if missing:
             warnings.warn(
                 f"{self.root}: {self.dataset} {split} recordings not found, skipped: {missing}", stacklevel=2
@@ -75,3 +81,8 @@ class DatasetDataModule(EventDataModule):
 
     def val_paths(self) -> list[Recording]:
         return self._open("val")
+
+    def test_paths(self) -> list[Recording]:
+        if self.splits["test"] is None:
+            return super().test_paths()
+        return self._open("test")

@@ -37,6 +37,8 @@ class Window:
         t_start_us, t_end_us: the window's time span in µs (since the file's t0). For count
             windows it is the span of the window's own events.
         gt_index: index of the ground-truth flow map covering exactly this span, or -1.
+        query_index: index of the query interval (a prediction asked for, e.g. a DSEC test timestamp) this
+            window answers, or -1.
     """
 
     start: int
@@ -44,6 +46,7 @@ class Window:
     t_start_us: int
     t_end_us: int
     gt_index: int = -1
+    query_index: int = -1
 
     @property
     def num_events(self) -> int:
@@ -109,4 +112,36 @@ def windows_from_gt(recording: TimeIndexed, flow_name: str = "dt1") -> list[Wind
     return [
         Window(int(a), int(b), int(t0), int(t1), gt_index=k)
         for k, (a, b, t0, t1) in enumerate(zip(starts, stops, t_start_us, t_end_us, strict=True))
+    ]
+
+
+def windows_for_queries(recording: TimeIndexed, t_end_us: np.ndarray, window_us: int) -> list[Window]:
+    """Consecutive windows from t = 0 through the last query, so that query k is answered by the window
+    ``[t_end_us[k] - window_us, t_end_us[k])`` (``query_index=k``; clipped at t = 0 and at the end of the
+    window before it).
+
+    The time between query windows is filled with windows of ``window_us`` (the last before a query window
+    may be shorter), so a recurrent network carries its state through the whole recording up to each query.
+    """
+    if window_us <= 0:
+        raise ValueError(f"window_us must be > 0, got {window_us}")
+    edges: list[int] = []
+    queries: list[int] = []
+    cursor = 0
+    for k in np.argsort(np.asarray(t_end_us), kind="stable"):
+        end = int(t_end_us[k])
+        begin = max(end - window_us, cursor)
+        if end <= begin:
+            raise ValueError(f"query {int(k)} ends at {end} µs, not after the window before it ({cursor} µs)")
+        fill = list(range(cursor, begin, window_us))
+        edges += [*fill, begin]
+        queries += [*([-1] * len(fill)), int(k)]
+        cursor = end
+    if not queries:
+        return []
+    edges.append(cursor)
+    idx = recording.index_at_time(np.asarray(edges, np.int64))
+    return [
+        Window(int(idx[i]), int(idx[i + 1]), edges[i], edges[i + 1], query_index=queries[i])
+        for i in range(len(queries))
     ]

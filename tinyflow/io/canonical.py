@@ -11,6 +11,8 @@ Layout (format_version 1)::
     /depth/depth float32 [K, H, W] metres (NaN = invalid)   /depth/t_us int64 [K]
     /images/images uint8 [K, H, W]   /images/t_us int64 [K]
     /calib/...   arrays as given (nested groups for nested dicts)
+    /tables/<name>/t_us int64 [K]  /tables/<name>/<column> [K, ...]   side streams kept from a camera file
+                 (``imu``, ``triggers``), times in µs since t0_us (negative before the first event)
     root attributes: sensor_size = (height, width), t0_us (absolute µs), source, format_version
 """
 
@@ -127,6 +129,8 @@ class CanonicalWriter:
         }
         self._ms_index = MsIndexBuilder(self._source, "events/t")
         self.num_events = 0
+        self._appended_frames = False
+        self._last_time: dict[str, int] = {}  # appended stream -> its latest t_us (time order across appends)
 
     def _refuse_existing_target(self) -> None:
         if self.path.exists() and not self._overwrite:
@@ -204,6 +208,69 @@ class CanonicalWriter:
         if images.dtype != np.uint8:
             raise EventDataError(f"{self._source}: key 'images/images' must be uint8, got {images.dtype}")
         self._set_timed_maps("images", "images", images, np.asarray(frames.t_us), "u", np.uint8)
+
+    def append_frames(self, frames: Frames) -> None:
+        """Append intensity frames uint8 [K, H, W] at ``t_us`` [K] that continue the ones appended before
+        (streaming; a file gets its frames either from :meth:`set_frames` or from appends)."""
+        images, t_us = np.asarray(frames.images), np.asarray(frames.t_us)
+        if images.dtype != np.uint8:
+            raise EventDataError(f"{self._source}: key 'images/images' must be uint8, got {images.dtype}")
+        dims: dict[str, int] = {}
+        check_array(images, "images/images", self._source, ("K", *self.sensor_size), "u", dims)
+        check_array(t_us, "images/t_us", self._source, ("K",), "iu", dims)
+        if not self._appended_frames:
+            group = self._new_group("images")
+            height, width = self.sensor_size
+            group.create_dataset(
+                "images", (0, height, width), np.uint8, maxshape=(None, height, width),
+                chunks=(1, height, width), **self._options,
+            )  # fmt: skip
+            group.create_dataset("t_us", (0,), np.int64, maxshape=(None,), chunks=(1024,))
+            self._appended_frames = True
+        self._append_columns("images", {"images": images, "t_us": t_us.astype(np.int64)})
+
+    def append_table(self, name: str, columns: Mapping[str, np.ndarray]) -> None:
+        """Append rows of side stream ``name`` (``imu``, ``triggers``): ``t_us`` int64 [K] µs since ``t0_us``
+        (non-decreasing across appends) and numeric columns [K, ...] under ``/tables/<name>/``."""
+        if not name or "/" in name:
+            raise ValueError(f"{self.path}: table name must be non-empty without '/', got {name!r}")
+        if "t_us" not in columns:
+            raise ValueError(f"{self.path}: table '{name}' needs a 't_us' column, got {sorted(columns)}")
+        key, dims = f"tables/{name}", {}
+        arrays = {column: np.asarray(values) for column, values in columns.items()}
+        for column, values in arrays.items():
+            shape = ("K", *values.shape[1:])
+            check_array(
+                values, f"{key}/{column}", self._source, shape, "iu" if column == "t_us" else "biuf", dims
+            )
+        file = self._open_file()
+        if key not in file:
+            group = file.require_group("tables").create_group(name)
+            for column, values in arrays.items():
+                dtype = np.int64 if column == "t_us" else values.dtype
+                tail = values.shape[1:]
+                group.create_dataset(column, (0, *tail), dtype, maxshape=(None, *tail), chunks=(1024, *tail))
+        elif set(file[key]) != set(arrays):
+            raise ValueError(
+                f"{self.path}: table '{name}' has columns {sorted(file[key])}, got {sorted(arrays)}"
+            )
+        self._append_columns(key, arrays)
+
+    def _append_columns(self, key: str, columns: Mapping[str, np.ndarray]) -> None:
+        """Grow the datasets of group ``key`` by the rows of ``columns`` (one ``t_us`` column, time order kept)."""
+        t_us = columns["t_us"].astype(np.int64)
+        if len(t_us) == 0:
+            return
+        previous = self._last_time.get(key)
+        if np.any(np.diff(t_us) < 0) or (previous is not None and t_us[0] < previous):
+            raise EventDataError(f"{self._source}: key '{key}/t_us' must be non-decreasing µs timestamps")
+        group = self._open_file()[key]
+        start = group["t_us"].shape[0]
+        for column, values in columns.items():
+            dataset = group[column]
+            dataset.resize((start + len(t_us), *dataset.shape[1:]))
+            dataset[start:] = values
+        self._last_time[key] = int(t_us[-1])
 
     def _set_timed_maps(
         self, group_key: str, name: str, maps: ArrayLike, t_us: np.ndarray, kinds: str, dtype: type
@@ -441,3 +508,7 @@ class CanonicalRecording(H5Recording):
     def calib(self) -> dict[str, object]:
         """Calibration arrays stored under /calib (nested dicts for groups); empty if none."""
         return _read_tree(self._file["calib"]) if "calib" in self._file else {}
+
+    def tables(self) -> dict[str, dict[str, np.ndarray]]:
+        """Side streams stored under /tables (``{name: {column: array}}``, ``t_us`` µs since t0); empty if none."""
+        return _read_tree(self._file["tables"]) if "tables" in self._file else {}

@@ -1,15 +1,19 @@
-"""Conversion of a dataset's recordings to canonical files: atomic, resumable, never touching the source."""
+"""Conversion of a dataset's recordings, or of camera files, to canonical files: atomic, resumable, never
+touching the source."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tinyflow.events.core import EventDataError
+from tinyflow.io.camera_files import SUPPORTED, camera_file_class, find_event_files, open_camera_file
 from tinyflow.io.canonical import CanonicalRecording, CanonicalWriter, Compression
 from tinyflow.io.datasets import converted_path, dataset_layout
 from tinyflow.io.h5 import open_hdf5
 from tinyflow.io.recording import Recording
+from tinyflow.io.stream import CameraFile, Progress, write_camera_file
 
 EVENTS_PER_APPEND = 1_000_000
 
@@ -38,6 +42,8 @@ def write_recording(
             writer.set_frames(frames)
         if calib:
             writer.set_calib(calib)
+        for name, columns in recording.tables().items():
+            writer.append_table(name, columns)
     return target
 
 
@@ -106,5 +112,61 @@ def convert_dataset(
             finally:
                 recording.close()
             log(f"{name}: {recording.num_events} events -> {target}")
+        targets.append(target)
+    return targets
+
+
+def convert_camera_files(
+    src: str | Path,
+    dst: str | Path,
+    streams: Sequence[str] = (),
+    options: Mapping[str, Any] | None = None,
+    compression: Compression = "gzip",
+    log: Callable[[str], None] = print,
+    progress: Callable[[CameraFile], Progress | None] | None = None,
+) -> list[Path]:
+    """Convert a camera file (or every camera file below a folder) to ``dst/<name>.h5``, streaming.
+
+    Memory stays bounded whatever the file's size (chunks of :data:`~tinyflow.io.stream.CHUNK_EVENTS`);
+    each file appears only when complete; a file already converted is skipped; a target holding anything
+    else is refused, never overwritten. The source is only read.
+
+    Args:
+        streams: side streams to keep (``frames``, ``imu``, ``triggers``): for a folder, those of each file's
+            layout (bags keep none); for a file, each must be one its layout has.
+        options: reader options (``sensor_size``, ``topic``, ``track``; see
+            :func:`~tinyflow.io.camera_files.open_camera_file`).
+        progress: file -> a callback ``(fraction read, events so far)`` for its conversion, or None.
+    Returns:
+        The converted files.
+    """
+    src, dst = Path(src), Path(dst)
+    paths = [p for p in find_event_files(src) if camera_file_class(p)] if src.is_dir() else [src]
+    if not paths:
+        raise FileNotFoundError(f"{src}: holds no camera files to convert ({SUPPORTED.rsplit(', ', 1)[0]})")
+    if dst.resolve() == src.resolve() or (src.is_dir() and src.resolve() in dst.resolve().parents):
+        raise ValueError(f"{dst}: the output folder must lie outside the source folder {src}")
+
+    def kept(path: Path) -> list[str]:
+        return (
+            [s for s in streams if s in camera_file_class(path).side_streams]
+            if src.is_dir()
+            else list(streams)
+        )
+
+    files = [open_camera_file(path, kept(path), options) for path in paths]  # every header checked first
+    dst.mkdir(parents=True, exist_ok=True)
+    targets = []
+    for file in files:
+        target = converted_path(dst, file.path.stem)
+        for stale in dst.glob(f".{target.name}.*.tmp"):
+            stale.unlink()
+        if is_converted(target, file.source):
+            log(f"{file.path.name}: already converted ({target})")
+        else:
+            stream = write_camera_file(file, target, compression, progress(file) if progress else None)
+            raised = f"; {stream.raised:,} timestamps that stepped back raised" if stream.raised else ""
+            log(f"{file.path.name}: {file.info.encoding}, {file.info.sensor_size[1]}x{file.info.sensor_size[0]} "
+                f"({file.info.sensor_size_from}) -> {target}{raised}")  # fmt: skip
         targets.append(target)
     return targets

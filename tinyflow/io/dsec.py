@@ -7,13 +7,16 @@ Layout below the root (https://dsec.ifi.uzh.ch/, ``train_events.zip``, ``train_o
     [train_events/]<seq>/events/left/rectify_map.h5  rectify_map float32 [480, 640, 2]
     [train_optical_flow/]<seq>/flow/forward/XXXXXX.png         16-bit RGB: x, y, valid
     [train_optical_flow/]<seq>/flow/forward_timestamps.txt     "# from_timestamp_us, to_timestamp_us"
+    [test_forward_optical_flow_timestamps/]<seq>.csv            test: "from_timestamp_us, to_timestamp_us, file_index"
 
 Event times are µs since ``t_offset`` (the image clock is ``t + t_offset``). Events are moved to the
 rectified grid (``rectify_map[y, x]`` rounded to the nearest pixel; events landing outside drop), where
 the GT flow lives. GT flow set ``forward``: map k is the displacement in pixels from ``from[k]`` to
 ``to[k]``; a PNG channel value v encodes ``(v - 2^15) / 128`` pixels, channel 3 is the valid flag.
 Maps starting before the first event are skipped. The benchmark's submission PNGs use the same
-encoding with the valid channel ignored (:func:`write_submission`).
+encoding with the valid channel ignored (:func:`write_submission`); a test sequence's ``<seq>.csv``
+gives its query intervals (:meth:`DSECRecording.query_intervals`: forward flow from ``from`` to ``to``,
+named by ``file_index``), and :func:`check_submission` checks that a submission folder is complete.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tinyflow.io.checks import EventKeys, check_ms_to_idx
 from tinyflow.io.h5 import H5Recording, check_array, check_event_columns, hdf5_errors, open_hdf5, require_key
 from tinyflow.io.images import opencv, read_image
 from tinyflow.io.lazy import LazyMaps
+from tinyflow.io.recording import QueryIntervals
 
 SENSOR_SIZE = (480, 640)
 FLOW_NAME = "forward"
@@ -70,7 +74,27 @@ def write_submission(folder: Path, sequence: str, file_index: int, flow: np.ndar
     """Benchmark submission file ``folder/<sequence>/<file_index:06d>.png`` of a [2, 480, 640] forward flow."""
     if tuple(np.shape(flow)) != (2, *SENSOR_SIZE):
         raise ValueError(f"DSEC submission flow must be [2, 480, 640], got {list(np.shape(flow))}")
-    return write_flow_png(Path(folder) / sequence / f"{file_index:06d}.png", flow)
+    return write_flow_png(submission_file(folder, sequence, file_index), flow)
+
+
+def submission_file(folder: Path, sequence: str, file_index: int) -> Path:
+    """Where the benchmark expects the prediction ``file_index`` of ``sequence``: ``<seq>/<index:06d>.png``."""
+    return Path(folder) / sequence / f"{int(file_index):06d}.png"
+
+
+def check_submission(folder: Path, expected: dict[str, np.ndarray]) -> None:
+    """Raise :class:`EventDataError` unless ``folder`` holds exactly the PNGs ``expected`` names
+    (sequence -> file indices) in DSEC's layout: one folder per sequence, nothing else."""
+    folder = Path(folder)
+    wanted = {submission_file(folder, seq, i) for seq, indices in expected.items() for i in indices}
+    present = {p for p in folder.rglob("*") if p.is_file()}
+    missing, extra = sorted(wanted - present), sorted(present - wanted)
+    if missing or extra:
+        raise EventDataError(
+            f"{folder}: incomplete DSEC submission: {len(missing)} predictions missing "
+            f"({[str(p.relative_to(folder)) for p in missing[:3]]}...), {len(extra)} files not asked for "
+            f"({[str(p.relative_to(folder)) for p in extra[:3]]}); expected {len(wanted)} PNGs"
+        )
 
 
 def read_submission_timestamps(path: Path) -> np.ndarray:
@@ -93,10 +117,15 @@ class DSECRecording(H5Recording):
         path: ``events.h5``.
         rectify_map: ``rectify_map.h5`` (None: keep raw pixels; GT flow then does not match).
         flow_dir: the sequence's ``flow`` folder (``forward/`` and ``forward_timestamps.txt``), or None.
+        test_timestamps: a test sequence's ``<seq>.csv`` (its query intervals), or None.
     """
 
     def __init__(
-        self, path: str | Path, rectify_map: str | Path | None = None, flow_dir: str | Path | None = None
+        self,
+        path: str | Path,
+        rectify_map: str | Path | None = None,
+        flow_dir: str | Path | None = None,
+        test_timestamps: str | Path | None = None,
     ) -> None:
         super().__init__(path)
         src = str(self.path)
@@ -115,6 +144,10 @@ class DSECRecording(H5Recording):
             self._check_once(lambda: self._check_contents(file))
         self._rectify = None if rectify_map is None else self._read_rectify_map(Path(rectify_map))
         self._flow = self._read_flow_listing(Path(flow_dir)) if flow_dir is not None else None
+        self._queries = None
+        if test_timestamps is not None:
+            table = read_submission_timestamps(Path(test_timestamps))
+            self._queries = QueryIntervals(table[:, 0] - self.t0_us, table[:, 1] - self.t0_us, table[:, 2])
 
     def _check_contents(self, file: h5py.File) -> None:
         """The whole-file pass: every event (raw pixels), and 'ms_to_idx' against the timestamps."""
@@ -164,6 +197,10 @@ class DSECRecording(H5Recording):
     def flow_names(self) -> list[str]:
         return [] if self._flow is None else [FLOW_NAME]
 
+    def query_intervals(self) -> QueryIntervals | None:
+        """The test timestamps (µs since ``t_offset``) and file indices of a test sequence, or None."""
+        return self._queries
+
     def _listing(self, name: str) -> tuple[list[Path], np.ndarray, np.ndarray]:
         if name not in self.flow_names:
             raise KeyError(f"{self.path}: no ground-truth flow '{name}' (available: {self.flow_names})")
@@ -194,8 +231,15 @@ def _sequence_dir(root: Path, name: str, marker: str) -> Path | None:
     return matches[0] if matches else None
 
 
+def find_test_timestamps(root: Path, name: str) -> Path | None:
+    """A test sequence's ``<name>.csv`` below ``root`` (the unpacked ``test_forward_optical_flow_timestamps``)."""
+    matches = sorted(p for p in Path(root).rglob(f"{name}.csv") if p.is_file())
+    return matches[0] if matches else None
+
+
 def open_dsec(root: Path, name: str, *, rectify: bool = True) -> DSECRecording:
-    """DSEC sequence ``name`` below ``root``: left events, rectification map and forward GT flow when present."""
+    """DSEC sequence ``name`` below ``root``: left events, rectification map, forward GT flow and test
+    timestamps when present."""
     events_dir = _sequence_dir(root, name, "events/left/events.h5")
     if events_dir is None:
         raise FileNotFoundError(f"{root}: no '{name}/events/left/events.h5' below it (DSEC layout)")
@@ -205,4 +249,5 @@ def open_dsec(root: Path, name: str, *, rectify: bool = True) -> DSECRecording:
         left / "events.h5",
         left / "rectify_map.h5" if rectify else None,
         None if flow_dir is None else flow_dir / "flow",
+        find_test_timestamps(root, name),
     )

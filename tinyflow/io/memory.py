@@ -23,6 +23,7 @@ class ArrayRecording(Recording):
         t0_us: absolute time (µs) of the time origin.
         flows, depth, frames: ground truth, times in µs since ``t0_us``.
         calib: calibration arrays (as the canonical ``/calib`` group).
+        tables: side streams (``{name: {column: array}}`` with ``t_us``, see :meth:`Recording.tables`).
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class ArrayRecording(Recording):
         depth: DepthGT | None = None,
         frames: Frames | None = None,
         calib: Mapping[str, object] | None = None,
+        tables: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ) -> None:
         self.path = Path(path)
         source = str(self.path)
@@ -50,6 +52,7 @@ class ArrayRecording(Recording):
         self._flows = dict(flows or {})
         self._depth, self._frames = depth, frames
         self._calib = dict(calib or {})
+        self._tables = {name: dict(columns) for name, columns in (tables or {}).items()}
 
     @property
     def num_events(self) -> int:
@@ -83,6 +86,9 @@ class ArrayRecording(Recording):
 
     def calib(self) -> dict[str, object]:
         return self._calib
+
+    def tables(self) -> dict[str, dict[str, np.ndarray]]:
+        return self._tables
 
     def close(self) -> None:
         """Nothing to release: the data lives in memory."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,24 @@ from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
 
 TIMESTAMP_SPAN = 1 << 20  # events read at once by timestamps_at (8 MiB of int64)
+
+
+@dataclass(frozen=True)
+class QueryIntervals:
+    """Intervals at which predictions are asked for, without ground truth (e.g. DSEC's test timestamps).
+
+    Attributes:
+        t_start_us, t_end_us: int64 [K], µs since the recording's ``t0_us``: flow is asked for as the
+            displacement from ``t_start_us[k]`` to ``t_end_us[k]``.
+        ids: int64 [K], the name of each prediction in its benchmark (DSEC: the file index).
+    """
+
+    t_start_us: np.ndarray
+    t_end_us: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.t_start_us)
 
 
 class Recording(abc.ABC):
@@ -85,6 +104,15 @@ class Recording(abc.ABC):
 
     def calib(self) -> dict[str, object]:
         """Calibration arrays (intrinsics, distortion, rectification maps, ...); empty if none."""
+        return {}
+
+    def query_intervals(self) -> QueryIntervals | None:
+        """Intervals at which a benchmark asks for predictions (no ground truth), or None."""
+        return None
+
+    def tables(self) -> dict[str, dict[str, np.ndarray]]:
+        """Side streams kept from a camera file (``imu``, ``triggers``): ``{name: {column: [K, ...]}}`` with a
+        ``t_us`` column (µs since ``t0_us``); empty if none."""
         return {}
 
     @property

@@ -1,4 +1,5 @@
-"""A recording seen through an evaluation protocol: a time range, a centre crop, a valid region of its GT."""
+"""A recording seen through an evaluation protocol: a time range, a centre crop, a downscale, a valid region of
+its GT."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
-from tinyflow.io.recording import Recording
+from tinyflow.events.transforms import WindowSample, downsample
+from tinyflow.io.recording import QueryIntervals, Recording
 
 
 def centre_crop(sensor_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -20,7 +22,8 @@ def centre_crop(sensor_size: tuple[int, int], size: tuple[int, int]) -> tuple[in
 
 
 class RecordingView(Recording):
-    """A time slice and centre crop of a recording; ground truth is sliced, cropped and masked to match.
+    """A time slice, centre crop and downscale of a recording; ground truth is sliced, cropped, downscaled
+    and masked to match.
 
     Times are re-based to the start of the slice (``t0_us`` moves with it); event indices count from
     the first event of the slice. Cropped-out events are dropped from each read, so a window of N
@@ -32,6 +35,10 @@ class RecordingView(Recording):
             (down, up); GT maps must lie inside it. None: the whole recording.
         crop: ``(height, width)`` of a centre crop, or None.
         valid_rows: ``(first, stop)`` rows (after the crop) where GT is valid, e.g. to exclude a car hood.
+        downscale: integer factor applied after the crop: pixel (x, y) -> (x // f, y // f); the rows and
+            columns beyond a multiple of f are dropped; GT flow is averaged over each f x f block and
+            divided by f (pixels of the coarser grid, :func:`~tinyflow.events.transforms.downsample`),
+            depth and frames keep every f-th pixel.
     """
 
     def __init__(
@@ -40,7 +47,10 @@ class RecordingView(Recording):
         time_range_us: tuple[int, int] | None = None,
         crop: tuple[int, int] | None = None,
         valid_rows: tuple[int, int] | None = None,
+        downscale: int = 1,
     ) -> None:
+        if int(downscale) != downscale or downscale < 1:
+            raise ValueError(f"{base.path}: downscale must be an integer factor >= 1, got {downscale!r}")
         self.base, self.path = base, base.path
         end_of_base = base.t_end_us + 1
         begin, end = (0, end_of_base) if time_range_us is None else time_range_us
@@ -54,7 +64,11 @@ class RecordingView(Recording):
         self._start, self._stop = (int(i) for i in base.index_at_time(np.array([begin, end])))
         self.t0_us = base.t0_us + begin
         self._box = (0, 0, *base.sensor_size) if crop is None else centre_crop(base.sensor_size, crop)
-        self.sensor_size = self._box[2:]
+        self._factor = int(downscale)
+        height, width = self._box[2:]
+        if height < self._factor or width < self._factor:
+            raise ValueError(f"{base.path}: downscale {self._factor} leaves no pixel of {height}x{width}")
+        self.sensor_size = (height // self._factor, width // self._factor)
         self._valid_rows = valid_rows
         self._maps = {name: self._maps_inside(name) for name in base.flow_names}
 
@@ -71,10 +85,14 @@ class RecordingView(Recording):
         return self._stop - self._start
 
     def _crop_events(self, events: Events) -> Events:
-        top, left, height, width = self._box
-        if (height, width) == self.base.sensor_size:
+        top, left, _, _ = self._box
+        if self.sensor_size == self.base.sensor_size:
             return events
-        x, y = events.x.astype(np.int64) - left, events.y.astype(np.int64) - top
+        height, width = self.sensor_size
+        x, y = (
+            (events.x.astype(np.int64) - left) // self._factor,
+            (events.y.astype(np.int64) - top) // self._factor,
+        )
         keep = (x >= 0) & (x < width) & (y >= 0) & (y < height)
         return Events(x[keep].astype(np.uint16), y[keep].astype(np.uint16), events.t_us[keep], events.p[keep])
 
@@ -110,9 +128,12 @@ class RecordingView(Recording):
         t_start, t_end = self.base.flow_intervals(name)
         return t_start[inside] - self._begin_us, t_end[inside] - self._begin_us
 
-    def _crop_map(self, maps: np.ndarray) -> np.ndarray:
-        top, left, height, width = self._box
-        return maps[..., top : top + height, left : left + width]
+    def _crop_map(self, maps: np.ndarray, step: int | None = None) -> np.ndarray:
+        """Maps cropped to the box's multiple of the factor, keeping every ``step``-th pixel (default: the factor)."""
+        top, left = self._box[:2]
+        height, width = (n * self._factor for n in self.sensor_size)
+        step = self._factor if step is None else step
+        return maps[..., top : top + height : step, left : left + width : step]
 
     def flow_map(self, name: str, k: int) -> tuple[np.ndarray, np.ndarray | None]:
         inside = self._base_index(name)
@@ -121,7 +142,12 @@ class RecordingView(Recording):
                 f"{self.path}: flow '{name}' has {len(inside)} maps in the view, asked for map {k}"
             )
         flow, valid = self.base.flow_map(name, int(inside[k]))
-        flow, valid = self._crop_map(flow), None if valid is None else self._crop_map(valid)
+        flow, valid = self._crop_map(flow, 1), None if valid is None else self._crop_map(valid, 1)
+        if self._factor > 1:
+            sample = downsample(
+                WindowSample(Events.empty(), flow.shape[-2:], 0, 0, flow, valid), self._factor
+            )
+            flow, valid = sample.flow, sample.valid
         if self._valid_rows is None:
             return flow, valid
         rows = np.zeros(self.sensor_size, bool)
@@ -159,6 +185,17 @@ class RecordingView(Recording):
         keep = self._time_slice(np.asarray(frames.t_us))
         return Frames(
             self._crop_map(np.asarray(frames.images)[keep]), np.asarray(frames.t_us)[keep] - self._begin_us
+        )
+
+    def query_intervals(self) -> QueryIntervals | None:
+        queries = self.base.query_intervals()
+        if queries is None:
+            return None
+        keep = (queries.t_start_us >= self._begin_us) & (queries.t_end_us <= self._end_us)
+        return QueryIntervals(
+            queries.t_start_us[keep] - self._begin_us,
+            queries.t_end_us[keep] - self._begin_us,
+            queries.ids[keep],
         )
 
     def close(self) -> None:

@@ -264,7 +264,9 @@ class RecurrentTask(L.LightningModule, abc.ABC):
             self.evaluate_window(window, output, names)
             if self.window_observers:
                 self._notify(self.observe_window(window, output))
-            self.network.reset_state(window["end_of_recording"])
+            ended = window["end_of_recording"]
+            # every stream ended: drop the state, so the next recordings may have another sensor size
+            self.network.reset_state(None if bool(ended.all()) else ended)
 
     def on_validation_epoch_end(self) -> None:
         recordings = self.evaluation_results()
