@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tinyflow.io.recording import LEFT, RIGHT
 from tinyflow.metrics.hardware import HardwareProfile
 from tinyflow.metrics.registry import METRIC_SELECTIONS
 
@@ -136,6 +137,7 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
         raise ConfigError(
             f"data.crop_size={crop!r}: expected [height, width] in pixels (integers >= 1) or null"
         )
+    _check_cameras(cfg)
     selection = _value(cfg, "metrics")
     if selection not in (_MISSING, None) and selection not in METRIC_SELECTIONS:
         raise ConfigError(
@@ -164,6 +166,25 @@ def hardware_profile(cfg: DictConfig) -> HardwareProfile | None:
 
 
 _MISSING = object()
+CAMERA_CHOICES = ([LEFT], [LEFT, RIGHT])
+
+
+def _check_cameras(cfg: DictConfig) -> None:
+    """``data.cameras`` is [left] or [left, right]; a stereo pair takes no horizontal flips."""
+    cameras = _value(cfg, "data.cameras")
+    if cameras is _MISSING:
+        return
+    if cameras not in CAMERA_CHOICES:
+        raise ConfigError(
+            f"data.cameras={cameras!r}: expected [{LEFT}] or [{LEFT}, {RIGHT}] (the cameras whose events form "
+            "the input, the left camera first: it carries the ground truth)"
+        )
+    flip = _value(cfg, "data.augmentation.p_flip_x")
+    if len(cameras) > 1 and isinstance(flip, int | float) and flip > 0:
+        raise ConfigError(
+            f"data.augmentation.p_flip_x={flip!r}: expected 0 with data.cameras={cameras}: a horizontal flip "
+            "mirrors the left image into a right camera's view (the disparity changes sign)"
+        )
 
 
 def _value(cfg: DictConfig, key: str) -> object:

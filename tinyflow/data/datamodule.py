@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
 
-from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing
+from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing, check_cameras
 from tinyflow.data.sampler import SequentialBatchSampler
 from tinyflow.data.targets import TargetsConfig, WindowTarget, build_targets
 from tinyflow.events.transforms import FlowAugmentation
-from tinyflow.io.recording import Recording
-from tinyflow.synth.config import SynthConfig
+from tinyflow.io.recording import LEFT, Recording
+from tinyflow.synth.config import StereoConfig, SynthConfig
 from tinyflow.synth.dataset import ensure_synthetic_dataset
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -83,6 +83,9 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         eval_split: what validation runs on: ``val``, or ``test`` (:meth:`test_paths` cut by
             ``test_windowing``, e.g. DSEC's test sequences at their query timestamps).
         test_windowing: :class:`Windowing` fields of the test split.
+        cameras: the cameras whose events form the input, ``[left]`` or ``[left, right]`` (a stereo pair:
+            ``input`` is [len(cameras) * C, H, W], the left camera's C channels first; see
+            :class:`~tinyflow.data.dataset.WindowDataset`).
 
     Validation recordings of different sensor sizes are validated one stream at a time
     (``val_batch_size=1``); with more streams they must share one size.
@@ -105,6 +108,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         targets: TargetsConfig | None = None,
         eval_split: str = "val",
         test_windowing: Mapping[str, Any] | None = None,
+        cameras: Sequence[str] = (LEFT,),
     ) -> None:
         super().__init__()
         if eval_split not in EVAL_SPLITS:
@@ -119,6 +123,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         self.encoding = encoding
         self.num_bins = num_bins
         self.augmentation = FlowAugmentation(**augmentation) if augmentation else None
+        self.cameras = check_cameras(cameras, self.augmentation)
         self.crop_size = tuple(crop_size) if crop_size else None
         self.hot_pixels = HotPixelFilter(**hot_pixels) if hot_pixels else None
         self.num_workers = num_workers
@@ -169,6 +174,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 self.hot_pixels,
                 self.seed,
                 self.targets,
+                cameras=self.cameras,
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
             test = self.eval_split == "test"
@@ -182,6 +188,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 self.hot_pixels,
                 targets=self.targets,
                 mixed_sizes=self.val_batch_size == 1,
+                cameras=self.cameras,
             )
 
     def check_not_empty(self, stage: str = "fit", world_size: int = 1) -> None:
@@ -212,11 +219,8 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 )
         if sum(self.val_set.window_counts) == 0:
             windowing = self.val_set.windowing
-            hint = (
-                f"; they hold no GT flow '{windowing.flow_name}': set data.val_windowing.without_gt=count"
-                if windowing.mode == "gt"
-                else ""
-            )
+            missing = {"gt": f"GT flow '{windowing.flow_name}'", "depth": "depth maps"}.get(windowing.mode)
+            hint = f"; they hold no {missing}: set data.val_windowing.without_gt=count" if missing else ""
             raise EmptyDataError(
                 f"nothing to validate: the {len(self.val_set.recordings)} validation recordings "
                 f"({', '.join(self.val_set.recording_names)}) give no window with {windowing.mode} windowing{hint}"
@@ -276,6 +280,8 @@ class SyntheticDataModule(EventDataModule):
         synth: :class:`~tinyflow.synth.config.SynthConfig` fields (sensor size, duration, motion, ...).
         num_train, num_val: number of recordings per split (train/val split by recording).
         data_seed: seed of the generated dataset.
+        stereo: :class:`~tinyflow.synth.config.StereoConfig` fields of a second (right) camera, or None
+            (mono recordings).
     """
 
     def __init__(
@@ -285,17 +291,21 @@ class SyntheticDataModule(EventDataModule):
         num_train: int = 8,
         num_val: int = 2,
         data_seed: int = 0,
+        stereo: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root)
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(synth or {}).items()}
         self.synth_config = SynthConfig(**fields)
+        self.stereo = None if stereo is None else StereoConfig(**stereo)
         self.splits = {"train": num_train, "val": num_val}
         self.data_seed = data_seed
 
     def _paths(self) -> dict[str, list[Path]]:
-        return ensure_synthetic_dataset(self.root, self.synth_config, self.splits, self.data_seed)
+        return ensure_synthetic_dataset(
+            self.root, self.synth_config, self.splits, self.data_seed, self.stereo
+        )
 
     def prepare_data(self) -> None:
         self._paths()

@@ -1,5 +1,5 @@
 """A recording seen through an evaluation protocol: a time range, a centre crop, a downscale, a valid region of
-its GT."""
+its GT, a selection of its depth maps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
 from tinyflow.events.transforms import WindowSample, downsample
-from tinyflow.io.recording import QueryIntervals, Recording
+from tinyflow.io.lazy import LazyMaps
+from tinyflow.io.recording import LEFT, QueryIntervals, Recording
 
 
 def centre_crop(sensor_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -39,6 +40,10 @@ class RecordingView(Recording):
             columns beyond a multiple of f are dropped; GT flow is averaged over each f x f block and
             divided by f (pixels of the coarser grid, :func:`~tinyflow.events.transforms.downsample`),
             depth and frames keep every f-th pixel.
+        depth_maps: indices of the base's depth maps that the view holds (its depth clock, e.g. the maps of
+            a protocol's frame range), in order; None: those inside the time range.
+        depth_labels: the subset of ``depth_maps`` whose maps are ground truth (e.g. a held-out validation
+            set); the others read as all NaN (no valid pixel: no target). None: all of them.
     """
 
     def __init__(
@@ -48,6 +53,8 @@ class RecordingView(Recording):
         crop: tuple[int, int] | None = None,
         valid_rows: tuple[int, int] | None = None,
         downscale: int = 1,
+        depth_maps: np.ndarray | None = None,
+        depth_labels: np.ndarray | None = None,
     ) -> None:
         if int(downscale) != downscale or downscale < 1:
             raise ValueError(f"{base.path}: downscale must be an integer factor >= 1, got {downscale!r}")
@@ -69,8 +76,40 @@ class RecordingView(Recording):
         if height < self._factor or width < self._factor:
             raise ValueError(f"{base.path}: downscale {self._factor} leaves no pixel of {height}x{width}")
         self.sensor_size = (height // self._factor, width // self._factor)
-        self._valid_rows = valid_rows
+        self._crop, self._valid_rows = crop, valid_rows
         self._maps = {name: self._maps_inside(name) for name in base.flow_names}
+        self._depth_maps, self._depth_labels = self._select_depth(depth_maps, depth_labels)
+
+    def _select_depth(
+        self, maps: np.ndarray | None, labels: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Base indices of the view's depth maps and a bool mask of those that are labels (None: no depth)."""
+        t_us = self.base.depth_t_us()
+        if t_us is None:
+            if maps is not None or labels is not None:
+                raise EventDataError(
+                    f"{self.base.path}: has no depth maps to select (depth_maps, depth_labels)"
+                )
+            return None, None
+        chosen = self._time_slice(t_us) if maps is None else np.asarray(maps, np.int64)
+        if chosen.size and (chosen.min() < 0 or chosen.max() >= len(t_us)):
+            raise EventDataError(
+                f"{self.base.path}: depth_maps {int(chosen.min())}..{int(chosen.max())} are outside its "
+                f"{len(t_us)} depth maps"
+            )
+        outside = chosen[(t_us[chosen] < self._begin_us) | (t_us[chosen] >= self._end_us)]
+        if outside.size:
+            raise EventDataError(
+                f"{self.base.path}: depth map {int(outside[0])} at {int(t_us[outside[0]])} µs lies outside the "
+                f"view's time range [{self._begin_us}, {self._end_us}) µs"
+            )
+        labelled = np.ones(len(chosen), bool) if labels is None else np.isin(chosen, labels)
+        if labels is not None and not np.isin(labels, chosen).all():
+            missing = np.setdiff1d(labels, chosen)
+            raise EventDataError(
+                f"{self.base.path}: depth_labels {missing[:5].tolist()} are not among the view's depth maps"
+            )
+        return chosen, labelled
 
     @property
     def name(self) -> str:
@@ -169,13 +208,35 @@ class RecordingView(Recording):
     def _time_slice(self, t_us: np.ndarray) -> np.ndarray:
         return np.flatnonzero((t_us >= self._begin_us) & (t_us < self._end_us))
 
-    def depth(self) -> DepthGT | None:
-        depth = self.base.depth()
-        if depth is None:
+    def depth_t_us(self) -> np.ndarray | None:
+        if self._depth_maps is None:
             return None
-        keep = self._time_slice(np.asarray(depth.t_us))
-        return DepthGT(
-            self._crop_map(np.asarray(depth.depth)[keep]), np.asarray(depth.t_us)[keep] - self._begin_us
+        return self.base.depth_t_us()[self._depth_maps] - self._begin_us
+
+    def depth_map(self, k: int) -> np.ndarray:
+        if self._depth_maps is None:
+            raise KeyError(f"{self.path}: no depth ground truth")
+        if not self._depth_labels[k]:
+            return np.full(self.sensor_size, np.nan, np.float32)
+        return self._crop_map(self.base.depth_map(int(self._depth_maps[k])))
+
+    def depth(self) -> DepthGT | None:
+        """The view's depth maps, read one at a time on access (a protocol's span holds ~1000 of them)."""
+        if self._depth_maps is None:
+            return None
+        maps = LazyMaps(self.depth_map, len(self._depth_maps), self.sensor_size, np.float32)
+        return DepthGT(maps, self.depth_t_us())
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.base.cameras
+
+    def camera(self, name: str) -> Recording:
+        """The same time range and crop of the base's camera ``name`` (events only)."""
+        if name == LEFT:
+            return self
+        return RecordingView(
+            self.base.camera(name), (self._begin_us, self._end_us), self._crop, downscale=self._factor
         )
 
     def frames(self) -> Frames | None:
