@@ -35,6 +35,8 @@ GROUPS = (
     "trainer",
     "logger",
     "callbacks",
+    "export",
+    "parity",
     "paths",
     "debug",
     "experiment",

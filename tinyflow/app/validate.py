@@ -8,20 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from tinyflow.app.build import build_callbacks, build_task, close_callbacks
 from tinyflow.app.checkpoints import trainer_plugins
-from tinyflow.app.checks import check_config
 from tinyflow.app.console import metric_selection, print_metrics, print_summary
+from tinyflow.app.loading import load_run
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
-from tinyflow.app.runs import ARTIFACT_VERSION, Trackers, find_run
 from tinyflow.app.train import rerun_files
 
 VALIDATE_OVERRIDABLE_GROUPS = ("data", "trainer")
-# The network's input format: a checkpoint fixes it, so a replaced data group keeps the run's values.
-MODEL_INPUT_KEYS = ("encoding", "num_bins")
 # validate.py runs in one process whatever the run's trainer was (validation is not sharded).
 SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
@@ -29,11 +26,10 @@ SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Validate a run's checkpoint with its own config, with the user's overrides of data/trainer applied.
 
-    A replaced data group keeps the run's input format (:data:`MODEL_INPUT_KEYS`), which the checkpoint fixes.
-
-    ``runid`` is a local run id, a W&B run id or an MLflow run id or name (see
-    :func:`tinyflow.app.runs.find_run`); ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B
-    artifact version ``v<N>`` or a file. Validation runs in one process.
+    The run, its checkpoint and its data are loaded by :func:`tinyflow.app.loading.load_run` (a replaced data
+    group keeps the run's input format, which the checkpoint fixes): ``runid`` is a local run id, a W&B run
+    id or an MLflow run id or name; ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B artifact
+    version ``v<N>`` or a file. Validation runs in one process.
 
     ``metrics`` selects what the table, the JSON of ``output=`` and the returned results hold: ``default``
     (the registry's default metrics) or ``full`` (every metric the task declares).
@@ -44,23 +40,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     register_resolvers()
     quiet_console()
     selection = metric_selection(cfg.get("metrics"))
-    which = str(cfg.checkpoint)
-    trackers = Trackers(**OmegaConf.to_container(cfg.trackers, resolve=True)) if cfg.get("trackers") else None
-    version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
-    run = find_run(str(cfg.runid), cfg.paths.runs_dir, trackers, version)
-    run_cfg = run.config()
-    trained_input = {key: run_cfg.data[key] for key in MODEL_INPUT_KEYS if key in run_cfg.data}
-    with open_dict(run_cfg):
-        for group in VALIDATE_OVERRIDABLE_GROUPS:
-            if cfg.get(group) is not None:
-                run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
-        run_cfg.data.update(trained_input)
-    check_config(run_cfg)
-    checkpoint = run.checkpoint(which)
+    loaded = load_run(cfg, VALIDATE_OVERRIDABLE_GROUPS)
+    run, run_cfg, checkpoint, datamodule = loaded.run, loaded.config, loaded.checkpoint, loaded.datamodule
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
-    datamodule = instantiate(run_cfg.data)
-    datamodule.prepare_data()
-    datamodule.check_not_empty("validate")
     task = build_task(run_cfg)
     trainer = instantiate(
         run_cfg.trainer,
