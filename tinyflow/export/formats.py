@@ -48,10 +48,12 @@ class Exported:
 
 
 class ExportFormat(Protocol):
-    """An export format: its ``name`` (the folder under ``<run>/export/``) and ``precision``."""
+    """An export format: its ``name`` (the folder under ``<run>/export/``), ``precision``, and how many
+    windows :meth:`write` reads (``calibration_windows``: 0 for a format that does not calibrate)."""
 
     name: ClassVar[str]
     precision: ClassVar[str]
+    calibration_windows: int
 
     def write(
         self,
@@ -118,6 +120,7 @@ class OnnxFormat:
     name: ClassVar[str] = "onnx"
     precision: ClassVar[str] = "fp32"
     model_file: ClassVar[str] = "model.onnx"
+    calibration_windows: ClassVar[int] = 0
 
     def write_graph(self, network: nn.Module, x: torch.Tensor, path: Path) -> tuple[onnx.ModelProto, OneStep]:
         step = OneStep(network, StateLayout.of(network, x))
@@ -219,6 +222,7 @@ class NirFormat:
     name: ClassVar[str] = "nir"
     precision: ClassVar[str] = "fp32"
     model_file: ClassVar[str] = "model.nir"
+    calibration_windows: ClassVar[int] = 0
 
     def write(
         self,

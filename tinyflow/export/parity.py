@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from torch import nn
 
+from tinyflow.export.errors import ExportError
 from tinyflow.metrics.flow import FlowErrorMetrics, event_pixel_mask
 from tinyflow.models.spiking import spiking_layers
 
@@ -221,7 +222,7 @@ class ParityCheck:
         for key in ("windows", "threads"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"parity.{key}={value!r}: expected an integer >= 1")
+                raise ExportError(f"parity.{key}={value!r}: expected an integer >= 1")
 
     def run(
         self, reference: StepRunner, candidate: StepRunner, windows: Iterable[SequenceWindow], prediction: str
@@ -231,8 +232,7 @@ class ParityCheck:
         diffs_max, diff_sum, diff_count = 0.0, 0.0, 0
         agree: dict[str, list[float]] = {}
         times: dict[str, list[float]] = {reference.name: [], candidate.name: []}
-        count, recordings = 0, set()
-        ref = None
+        count, recordings, layers = 0, set(), []
         with _torch_threads(self.threads):
             for window in windows:
                 count += 1
@@ -245,6 +245,7 @@ class ParityCheck:
                     results[runner.name] = runner.step(window.x)
                     times[runner.name].append(time.perf_counter() - start)
                 ref, cand = results[reference.name], results[candidate.name]
+                layers = list(ref.spikes or {})
                 diff = np.abs(ref.prediction.astype(np.float64) - cand.prediction.astype(np.float64))
                 diffs_max = max(diffs_max, float(diff.max()))
                 diff_sum, diff_count = diff_sum + float(diff.sum()), diff_count + diff.size
@@ -257,10 +258,10 @@ class ParityCheck:
                 if prediction == "flow" and window.flow_gt is not None:
                     for name, result in results.items():
                         _update_errors(errors[name], result.prediction, window)
-        if ref is None:
-            raise ValueError("parity: no validation window to compare on")
+        if count == 0:
+            raise ExportError("parity: no validation window to compare on")
         aee = {name: _mean_aee(metrics) for name, metrics in errors.items()}
-        order = [layer for layer in (ref.spikes or {}) if layer in agree]
+        order = [layer for layer in layers if layer in agree]
         return ParityReport(
             reference=reference.name,
             candidate=candidate.name,

@@ -55,8 +55,7 @@ def export_network(
         ExportError: the folder exists, the format cannot represent the network, or its input size does not fit.
     """
     network = copy.deepcopy(network).cpu().eval()
-    calibration = getattr(export_format, "calibration_windows", 0)
-    windows = ValidationSequence(dataset, max(parity.windows, calibration))
+    windows = ValidationSequence(dataset, max(parity.windows, export_format.calibration_windows))
     if len(windows) == 0:
         raise ExportError("no validation window to export with (the parity check and calibration need some)")
     x = torch.from_numpy(next(iter(windows)).x)
