@@ -38,6 +38,8 @@ GROUPS = (
     "trainer",
     "logger",
     "callbacks",
+    "export",
+    "parity",
     "paths",
     "debug",
     "experiment",

@@ -16,6 +16,7 @@ from tinyflow.app.checkpoints import CheckpointError
 from tinyflow.app.checks import ConfigError
 from tinyflow.data.datamodule import EmptyDataError
 from tinyflow.events.core import EventDataError
+from tinyflow.export.errors import ExportError
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -38,6 +39,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     EmptyDataError,
     EventDataError,
     FileExistsError,
+    ExportError,
     FileNotFoundError,
     NotADirectoryError,
     RunStopped,

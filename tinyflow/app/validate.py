@@ -8,23 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from tinyflow.app.build import build_callbacks, build_task, close_callbacks
 from tinyflow.app.checkpoints import trainer_plugins
-from tinyflow.app.checks import ConfigError, check_config, hardware_profile
+from tinyflow.app.checks import ConfigError, hardware_profile
 from tinyflow.app.console import metric_selection, print_layers, print_metrics, print_summary
+from tinyflow.app.loading import load_run
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
-from tinyflow.app.runs import ARTIFACT_VERSION, Trackers, find_run
 from tinyflow.app.train import rerun_files
 from tinyflow.callbacks.predictions import DSECSubmissionWriter
 from tinyflow.callbacks.spikes import SpikeStatistics
 from tinyflow.metrics.spikes import SPIKE_STATISTICS
 
 VALIDATE_OVERRIDABLE_GROUPS = ("data", "trainer")
-# The network's input format: a checkpoint fixes it, so a replaced data group keeps the run's values.
-MODEL_INPUT_KEYS = ("encoding", "num_bins")
 # validate.py runs in one process whatever the run's trainer was (validation is not sharded).
 SINGLE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 SPLITS = ("val", "test")
@@ -67,11 +65,10 @@ def written_predictions(trainer: Any) -> dict[str, Path]:
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Validate a run's checkpoint with its own config, with the user's overrides of data/trainer applied.
 
-    A replaced data group keeps the run's input format (:data:`MODEL_INPUT_KEYS`), which the checkpoint fixes.
-
-    ``runid`` is a local run id, a W&B run id or an MLflow run id or name (see
-    :func:`tinyflow.app.runs.find_run`); ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B
-    artifact version ``v<N>`` or a file. Validation runs in one process.
+    The run, its checkpoint and its data are loaded by :func:`tinyflow.app.loading.load_run` (a replaced data
+    group keeps the run's input format, which the checkpoint fixes): ``runid`` is a local run id, a W&B run
+    id or an MLflow run id or name; ``checkpoint`` is ``last`` (alias ``latest``), ``best``, a W&B artifact
+    version ``v<N>`` or a file. Validation runs in one process.
 
     ``split=test`` validates the data config's test split (no GT: FWL and RSAT); ``submission=DIR`` also
     writes a DSEC benchmark submission there (:class:`~tinyflow.callbacks.predictions.DSECSubmissionWriter`).
@@ -91,24 +88,11 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     quiet_console()
     selection = metric_selection(cfg.get("metrics"))
     hardware = hardware_profile(cfg)
-    which = str(cfg.checkpoint)
-    trackers = Trackers(**OmegaConf.to_container(cfg.trackers, resolve=True)) if cfg.get("trackers") else None
-    version = which if ARTIFACT_VERSION.fullmatch(which) else "latest"
-    run = find_run(str(cfg.runid), cfg.paths.runs_dir, trackers, version)
-    run_cfg, trained = run.config(), run.config()
-    trained_input = {key: run_cfg.data[key] for key in MODEL_INPUT_KEYS if key in run_cfg.data}
-    with open_dict(run_cfg):
-        for group in VALIDATE_OVERRIDABLE_GROUPS:
-            if cfg.get(group) is not None:
-                run_cfg[group] = OmegaConf.to_container(cfg[group], resolve=True)
-        run_cfg.data.update(trained_input)
-        use_split(cfg, run_cfg, trained)
-    check_config(run_cfg)
-    checkpoint = run.checkpoint(which)
+    loaded = load_run(
+        cfg, VALIDATE_OVERRIDABLE_GROUPS, adjust=lambda run_cfg, trained: use_split(cfg, run_cfg, trained)
+    )
+    run, run_cfg, checkpoint, datamodule = loaded.run, loaded.config, loaded.checkpoint, loaded.datamodule
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
-    datamodule = instantiate(run_cfg.data)
-    datamodule.prepare_data()
-    datamodule.check_not_empty("validate")
     task = build_task(run_cfg)
     spikes = SpikeStatistics(hardware, train_every_n_steps=0)
     trainer = instantiate(
