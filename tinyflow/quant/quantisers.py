@@ -10,8 +10,8 @@ Conventions (brevitas' own): a quantised value is ``scale * k`` with an integer 
   integers end to end.
 - Membrane potential: a fixed grid, ``scale = membrane_range / (2**(bits - 1) - 1)``, ``k`` in
   ``[-(2**(bits - 1) - 1), 2**(bits - 1) - 1]`` (narrow, symmetric), values beyond ``+-membrane_range``
-  clipped; the gradient passes straight through inside the range and is zero outside (round and clip as
-  snntorch's ``state_quant``).
+  clipped; the gradient passes straight through where the value rounds into the range (up to half a step
+  beyond ``membrane_range``) and is zero outside (round and clip, as snntorch's ``state_quant``).
 """
 
 from __future__ import annotations
