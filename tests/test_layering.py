@@ -13,7 +13,20 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tinyflow"
-STAGES = ("events", "io", "synth", "data", "models", "cmax", "metrics", "tasks", "viz", "callbacks", "app")
+STAGES = (
+    "events",
+    "io",
+    "synth",
+    "data",
+    "models",
+    "quant",
+    "cmax",
+    "metrics",
+    "tasks",
+    "viz",
+    "callbacks",
+    "app",
+)
 
 
 def imported_stages(path: Path) -> set[str]:
