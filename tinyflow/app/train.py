@@ -61,8 +61,9 @@ def train(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, 
     Config values and data are checked before anything is written: a bad start leaves no run folder, and
     neither does a run that fails before its first checkpoint. ``init_from=<run id>`` starts the network
     from that float run's weights. A quantised network (``quant`` group) is first calibrated on training
-    batches; post-training quantisation (``quant.trains=false``) then validates and saves it untrained. Under DDP every rank runs this; the ranks
-    join one run id (launched by Lightning, SLURM or torchrun), and only global rank 0 writes and prints.
+    batches; post-training quantisation (``quant.trains=false``) then validates and saves it untrained.
+    Under DDP every rank runs this; the ranks join one run id (launched by Lightning, SLURM or torchrun),
+    and only global rank 0 writes and prints.
 
     Args:
         cfg: the composed ``train`` config.
@@ -161,8 +162,8 @@ def describe_task(task: RecurrentTask, quantisation: str) -> str:
 
 def calibrate_on_training_data(task: RecurrentTask, datamodule: L.LightningDataModule, batches: int) -> int:
     """Calibrate the task's quantised network on the first ``batches`` training batches (the order the
-    training starts with); returns the windows seen. Under DDP every rank calibrates on its own share, and
-    the strategy then gives every rank rank 0's scales with the other parameters."""
+    training starts with); returns the windows seen. The DataModule is not yet attached to a trainer, so
+    every rank of a distributed run calibrates on the same batches and gets the same scales."""
     from tinyflow.quant.calibrate import calibrate  # brevitas: only where a run quantises
 
     datamodule.setup("fit")
