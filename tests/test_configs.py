@@ -33,6 +33,7 @@ GROUPS = (
     "loss",
     "optimizer",
     "scheduler",
+    "quant",
     "regularizer",
     "hardware",
     "trainer",
@@ -63,7 +64,12 @@ def test_every_option_instantiates_what_it_names(
     checked for what it must be."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    extra = [f"data.root={tmp_path}"] if group == "data" and option in ("h5dir", "files") else []
+    extra = {
+        ("data", "h5dir"): [f"data.root={tmp_path}"],
+        ("data", "files"): [f"data.root={tmp_path}"],
+        ("quant", "ptq_int8"): ["init_from=a_float_run"],
+    }
+    extra = extra.get((group, option), [])
     cfg = compose_config("train", [f"{group}={option}", *extra], tiny=False)
     if group == "hparams_search":  # a sweeper config: its sweeper plugin is importable, its params are keys
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -74,6 +80,11 @@ def test_every_option_instantiates_what_it_names(
     check_config(cfg)
     task = build_task(cfg)
     assert isinstance(task, RecurrentTask)
+    if group == "quant":  # INT8 options quantise every conv, none keeps the float network
+        quantised = [
+            type(m).__name__ == "QuantConv2d" for m in task.network.modules() if isinstance(m, nn.Conv2d)
+        ]
+        assert quantised and all(quantised) == (option != "none") and any(quantised) == all(quantised)
     optimizers = task.configure_optimizers()
     if isinstance(optimizers, dict):  # with a learning-rate scheduler
         assert optimizers["lr_scheduler"]["scheduler"].optimizer is optimizers["optimizer"]

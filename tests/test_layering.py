@@ -19,6 +19,7 @@ STAGES = (
     "synth",
     "data",
     "models",
+    "quant",
     "cmax",
     "metrics",
     "tasks",

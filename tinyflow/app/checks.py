@@ -7,6 +7,7 @@ not have are skipped (a data config without ``crop_size``, a model without neuro
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from tinyflow.io.recording import LEFT, RIGHT
 from tinyflow.metrics.hardware import HardwareProfile
 from tinyflow.metrics.registry import METRIC_SELECTIONS
+from tinyflow.quant.profiles import WEIGHT_GRANULARITIES
 
 
 class ConfigError(ValueError):
@@ -118,6 +120,10 @@ RULES: tuple[Rule, ...] = (
     Rule("model.flow_scaling", float, "pixels per window at tanh = 1", above=0),
     Rule("loss.smoothness_weight", float, "weight", minimum=0),
     Rule("regularizer.weight", float, "weight of the firing-rate penalty", minimum=0),
+    Rule("quant.calibration_batches", int, "training batches that set the activation scales", minimum=1),
+    Rule("quant.trains", bool, "train after calibration: QAT, or not: PTQ"),
+    Rule("quant.membrane_bits", int, "bits of the membrane grid", minimum=2, maximum=16, nullable=True),
+    Rule("quant.membrane_range", float, "membrane potential at the grid's ends", above=0),
 )
 ENCODINGS = ("counts", "voxel")
 
@@ -147,6 +153,7 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     if isinstance(kernel, int) and kernel % 2 == 0:
         raise ConfigError(f"model.kernel_size={kernel}: expected an odd number of pixels (same-size padding)")
     hardware_profile(cfg)
+    check_quant(cfg)
 
 
 def hardware_profile(cfg: DictConfig) -> HardwareProfile | None:
@@ -163,6 +170,48 @@ def hardware_profile(cfg: DictConfig) -> HardwareProfile | None:
     if not isinstance(profile, HardwareProfile):
         raise ConfigError(f"hardware: {cfg.hardware.get('_target_')} is not a HardwareProfile")
     return profile
+
+
+def check_quant(cfg: DictConfig) -> None:
+    """The ``quant`` group's combinations: brevitas installed, a known weight granularity, a float run to
+    calibrate (``init_from``) and one process for PTQ, spiking layers for a membrane grid."""
+    if _value(cfg, "quant.calibration_batches") in (_MISSING, 0):  # quant=none, or a run without the group
+        return
+    if importlib.util.find_spec("brevitas") is None:
+        raise ConfigError("quant: INT8 quantisation needs brevitas: pip install -e '.[export]'")
+    weights = _value(cfg, "quant.weights")
+    if weights is not _MISSING and weights not in WEIGHT_GRANULARITIES:
+        granularities = " or ".join(WEIGHT_GRANULARITIES)
+        raise ConfigError(
+            f"quant.weights={weights!r}: expected {granularities} (one weight scale per conv or channel)"
+        )
+    if _value(cfg, "quant.trains") is False:
+        if _value(cfg, "init_from") in (_MISSING, None):
+            raise ConfigError(
+                "quant.trains=false (post-training quantisation) calibrates a trained float network: "
+                "give init_from=<float run id>"
+            )
+        processes = [_value(cfg, key) for key in ("trainer.devices", "trainer.num_nodes")]
+        if any(isinstance(n, int) and n > 1 for n in processes):
+            raise ConfigError(
+                f"quant.trains=false (post-training quantisation) runs in one process: trainer.devices="
+                f"{processes[0]}, trainer.num_nodes={processes[1]}; use trainer=default"
+            )
+    bits = _value(cfg, "quant.membrane_bits")
+    if bits not in (_MISSING, None) and _value(cfg, "model.neuron") in (_MISSING, None):
+        raise ConfigError(
+            f"quant.membrane_bits={bits}: model {_value(cfg, 'model._target_')} is an ANN without membrane "
+            "potentials: set quant.membrane_bits=null or pick a spiking model"
+        )
+
+
+def check_resumable(cfg: DictConfig) -> None:
+    """A run that did not train (post-training quantisation, ``quant.trains=false``) has nothing to resume."""
+    if _value(cfg, "quant.trains") is False:
+        raise ConfigError(
+            f"resume={cfg.get('run_id')}: that run is a post-training quantisation (quant.trains=false): it "
+            "calibrated and validated without training, so there is no training to continue; start a new run"
+        )
 
 
 _MISSING = object()

@@ -7,6 +7,7 @@ import shutil
 import signal
 import time
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tinyflow.app.build import build_task, build_trainer, close_callbacks
-from tinyflow.app.checks import check_config
+from tinyflow.app.build import build_quantisation, build_task, build_trainer, close_callbacks
+from tinyflow.app.checks import check_config, check_resumable
 from tinyflow.app.console import metric_selection, print_metrics, print_summary
 from tinyflow.app.errors import RunStopped
+from tinyflow.app.init_from import initial_weights
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.resume import apply_resume_overrides, continue_tracker_runs
@@ -43,6 +45,7 @@ def _start_run(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, R
         run = find_run(str(resume_id), cfg.paths.runs_dir)
         saved = apply_resume_overrides(run.config(), cfg, overrides)
         check_config(saved)
+        check_resumable(saved)
         continue_tracker_runs(saved, run.run_id)
         return saved, run, str(run.checkpoint("last"))
     with open_dict(cfg):
@@ -56,8 +59,11 @@ def train(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, 
     """Train, save the last checkpoint, validate it, publish it to the trackers and print the tables.
 
     Config values and data are checked before anything is written: a bad start leaves no run folder, and
-    neither does a run that fails before its first checkpoint. Under DDP every rank runs this; the ranks
-    join one run id (launched by Lightning, SLURM or torchrun), and only global rank 0 writes and prints.
+    neither does a run that fails before its first checkpoint. ``init_from=<run id>`` starts the network
+    from that float run's weights. A quantised network (``quant`` group) is first calibrated on training
+    batches; post-training quantisation (``quant.trains=false``) then validates and saves it untrained.
+    Under DDP every rank runs this; the ranks join one run id (launched by Lightning, SLURM or torchrun),
+    and only global rank 0 writes and prints.
 
     Args:
         cfg: the composed ``train`` config.
@@ -82,7 +88,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, 
     if rank_zero_only.rank == 0:
         datamodule.prepare_data()
         datamodule.check_not_empty("fit")
-    task = build_task(cfg)
+    task = build_task(cfg, initial_weights(cfg) if checkpoint is None else None)
     fresh = checkpoint is None and not run.run_dir.exists()
     try:
         return _fit_and_validate(cfg, run, datamodule, task, checkpoint)
@@ -99,19 +105,27 @@ def _fit_and_validate(
         run.save_config(cfg)
     rank_zero_only(print)(f"run id: {run.run_id}\nrun dir: {run.run_dir.resolve()}")
     trainer = build_trainer(cfg)
-    rank_zero_only(print)(describe_task(task))
+    quant = build_quantisation(cfg)
+    rank_zero_only(print)(describe_task(task, quant.describe()))
     if rank_zero_only.rank == 0 and checkpoint is None:  # a resumed run's trackers hold them already
         record_run_start(trainer.loggers, OmegaConf.to_container(cfg), run.run_id, run.run_dir)
     start = time.perf_counter()
+    if checkpoint is None and quant.calibration_batches:  # a resumed run's checkpoint holds the scales
+        windows = calibrate_on_training_data(task, datamodule, quant.calibration_batches)
+        rank_zero_only(print)(f"calibrated the activation scales on {windows} training windows")
     with shared_run_id(run.run_id):
-        try:
-            trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
-        except SIGTERMException:  # Lightning's way out after a SIGTERM
+        if quant.trains:
+            try:
+                trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+            except SIGTERMException:  # Lightning's way out after a SIGTERM
+                _raise_if_stopped(trainer, run)
+                raise
             _raise_if_stopped(trainer, run)
-            raise
-        _raise_if_stopped(trainer, run)
-        trainer.save_checkpoint(run.checkpoint_dir / "last.ckpt", weights_only=False)  # a resume point
-        trainer.validate(task, datamodule=datamodule, verbose=False)
+            trainer.save_checkpoint(run.checkpoint_dir / "last.ckpt", weights_only=False)  # a resume point
+            trainer.validate(task, datamodule=datamodule, verbose=False)
+        else:  # post-training quantisation: the calibrated network is the result
+            trainer.validate(task, datamodule=datamodule, verbose=False)
+            trainer.save_checkpoint(run.checkpoint_dir / "last.ckpt", weights_only=True)
     close_callbacks(trainer)
     results = task.metrics().select(task.validation_results, metric_selection(cfg.get("metrics")))
     if trainer.is_global_zero:
@@ -136,11 +150,27 @@ def _raise_if_stopped(trainer: L.Trainer, run: Run) -> None:
             )
 
 
-def describe_task(task: RecurrentTask) -> str:
-    """One line: the task, its network and the network's parameter count."""
+def describe_task(task: RecurrentTask, quantisation: str) -> str:
+    """One line: the task, its network, the network's parameter count and its quantisation."""
     network = task.network.network
     parameters = sum(p.numel() for p in network.parameters())
-    return f"task: {type(task).__name__}, network: {type(network).__name__} ({parameters / 1e3:.1f} k parameters)"
+    return (
+        f"task: {type(task).__name__}, network: {type(network).__name__} ({parameters / 1e3:.1f} k parameters), "
+        f"quant: {quantisation}"
+    )
+
+
+def calibrate_on_training_data(task: RecurrentTask, datamodule: L.LightningDataModule, batches: int) -> int:
+    """Calibrate the task's quantised network on the first ``batches`` training batches (the order the
+    training starts with); returns the windows seen. The DataModule is not yet attached to a trainer, so
+    every rank of a distributed run calibrates on the same batches and gets the same scales."""
+    from tinyflow.quant.calibrate import calibrate  # brevitas: only where a run quantises
+
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    windows = calibrate(task.network, islice(loader, batches))
+    del loader  # its worker processes end here, before the training starts its own
+    return windows
 
 
 def sweep_objective(cfg: DictConfig, results: dict[str, Any]) -> float:

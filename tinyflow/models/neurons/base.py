@@ -164,6 +164,9 @@ class SpikingConv(nn.Module, ABC):
         if trace is not None:
             register_channel_values(self, "trace_leak_logit", out_channels, trace_leak_init, learn_leak)
         self.spike = SpikeFunction(surrogate, surrogate_width)
+        # maps the new membrane potential before it fires and is stored (None: unchanged); tinyflow.quant
+        # sets a fake quantiser here (the membrane on a fixed grid, as snntorch's ``state_quant``)
+        self.membrane_quant: nn.Module | None = None
         self.hard_reset = hard_reset
         self.detach_reset = detach_reset
 
@@ -204,6 +207,8 @@ class SpikingConv(nn.Module, ABC):
             v = leak * v_prev * (1 - reset_spikes) + (1 - leak) * current
         else:
             v = leak * v_prev + (1 - leak) * current - reset_spikes * self.threshold(trace_prev)
+        if self.membrane_quant is not None:
+            v = self.membrane_quant(v)
         spikes = self.spike(v - self.threshold(trace))
         new_state = (v, spikes) if trace is None else (v, spikes, trace)
         return spikes, new_state
