@@ -25,7 +25,14 @@ from torch import nn
 from tinyflow.export.errors import ExportError
 from tinyflow.export.int8 import CALIBRATION_METHODS, quantize_int8
 from tinyflow.export.nir_export import NIR_DT_S, NirSimulator, to_nir
-from tinyflow.export.onnx_export import check_step_graph, drop_unused_opsets, export_onnx, opset_version
+from tinyflow.export.onnx_export import (
+    check_step_graph,
+    drop_unused_opsets,
+    export_onnx,
+    export_qcdq_step,
+    is_quantised,
+    opset_version,
+)
 from tinyflow.export.parity import CallableRunner, StepResult, StepRunner
 from tinyflow.export.runtime import OnnxStep
 from tinyflow.export.state import OneStep, StateLayout
@@ -123,6 +130,11 @@ class OnnxFormat:
     calibration_windows: ClassVar[int] = 0
 
     def write_graph(self, network: nn.Module, x: torch.Tensor, path: Path) -> tuple[onnx.ModelProto, OneStep]:
+        if is_quantised(network):
+            raise ExportError(
+                f"{type(network).__name__} is quantised (a quant=qat_int8 / ptq_int8 run): export=onnx_int8 "
+                "writes it with its own INT8 scales (QCDQ); a float graph would drop them"
+            )
         step = OneStep(network, StateLayout.of(network, x))
         return export_onnx(step, x, path, self.opset), step
 
@@ -179,6 +191,8 @@ class OnnxInt8Format:
         windows: Iterable[tuple[np.ndarray, bool]],
         threads: int,
     ) -> Exported:
+        if is_quantised(network):
+            return self._write_qcdq(network, x, folder, threads)
         float_path = folder / f".{OnnxFormat.model_file}"
         try:
             _, step = OnnxFormat(self.opset).write_graph(network, x, float_path)
@@ -208,6 +222,22 @@ class OnnxInt8Format:
                 "calibration": self.calibration,
                 "calibration_windows": count,
                 "calibration_data": "validation windows in sequence, each with the state the float graph carries into it",
+            },
+        }
+        runner = _onnx_runner(self.name, folder / self.model_file, threads)
+        return Exported(self.model_file, runner, inputs, outputs, _state(step.layout), details)
+
+    def _write_qcdq(self, network: nn.Module, x: torch.Tensor, folder: Path, threads: int) -> Exported:
+        """A quantised network (QAT or PTQ run) with the scales it trained or calibrated: no calibration here."""
+        step = OneStep(network, StateLayout.of(network, x))
+        model = export_qcdq_step(step, x, folder / self.model_file, self.opset)
+        inputs, outputs = _graph_io(model, step.layout, step.output_key)
+        details = {
+            "opset": opset_version(model),
+            "quantisation": {
+                "tool": "brevitas.export.export_onnx_qcdq",
+                "format": "QCDQ (QuantizeLinear, Clip, DequantizeLinear)",
+                "scales": "the run's own (quantisation-aware training or post-training calibration)",
             },
         }
         runner = _onnx_runner(self.name, folder / self.model_file, threads)

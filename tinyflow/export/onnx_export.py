@@ -16,6 +16,7 @@ from pathlib import Path
 
 import onnx
 import torch
+from torch import nn
 
 from tinyflow.export.errors import ExportError
 from tinyflow.export.runtime import INPUT_NAME
@@ -64,6 +65,37 @@ def export_onnx(step: OneStep, x: torch.Tensor, path: Path, opset: int) -> onnx.
     except Exception as error:  # the exporter's own errors have no common base class
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ExportError(f"torch.onnx could not export {network_name}: {first}") from error
+    model = onnx.load(str(path))
+    check_step_graph(model, step)
+    return model
+
+
+def is_quantised(network: nn.Module) -> bool:
+    """The network holds brevitas quantised layers (a run with ``quant=qat_int8`` or ``ptq_int8``)."""
+    return any(type(module).__module__.startswith("brevitas.") for module in network.modules())
+
+
+def export_qcdq_step(step: OneStep, x: torch.Tensor, path: Path, opset: int) -> onnx.ModelProto:
+    """The step graph of a quantised network as brevitas writes it (QuantizeLinear -> Clip ->
+    DequantizeLinear around every quantised tensor: the network's own INT8 scales), checked as
+    :func:`export_onnx`'s graphs are."""
+    from tinyflow.quant.onnx_qcdq import export_qcdq  # brevitas: the export extra
+
+    layout = step.layout
+    sample = (x, *(torch.zeros(e.shape, dtype=getattr(torch, e.dtype)) for e in layout.entries))
+    try:
+        with _quiet_exporter():
+            export_qcdq(
+                step,
+                sample,
+                [INPUT_NAME, *layout.input_names],
+                [step.output_key, *layout.output_names],
+                path,
+                opset_version=opset,
+            )
+    except Exception as error:  # brevitas' and the exporter's errors have no common base class
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"brevitas could not export {type(step.network).__name__}: {first}") from error
     model = onnx.load(str(path))
     check_step_graph(model, step)
     return model
