@@ -177,7 +177,8 @@ def default_of(neuron: str, setting: str):
 @pytest.mark.parametrize("neuron", sorted(NEURON_TYPES))
 def test_every_declared_setting_is_a_constructor_argument(neuron: str) -> None:
     settings = neuron_settings(neuron)
-    assert {"surrogate_width", "recurrent_init_gain", "leak_init", "hard_reset"} <= settings
+    assert {"surrogate_width", "recurrent_init_gain", "hard_reset"} <= settings
+    assert ("leak_init" in settings) == (neuron != "if")  # integrate-and-fire has no leak
     assert not settings & {
         "in_channels",
         "out_channels",

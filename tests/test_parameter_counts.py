@@ -31,8 +31,9 @@ from tinyflow.models.neurons import NEURON_TYPES
 BINS, C, K = 2, 32, 3  # event_flow: num_bins, base_num_channels, kernel_size
 # learnable values per channel of one spiking layer: event_flow models/spiking_submodules.py ConvLIF
 # (leak, thresh), ConvPLIF (leak_v, leak_pt, add_pt, thresh), ConvALIF / ConvXLIF (leak_v, leak_t;
-# t0 and t1 are buffers at learn_thresh=False, the default); snntorch Leaky (beta, threshold)
-NEURON = {"lif": 2, "plif": 4, "alif": 2, "xlif": 2, "snntorch_lif": 2}
+# t0 and t1 are buffers at learn_thresh=False, the default); snntorch Leaky (beta, threshold); SpikingJelly
+# IFNode (none: no leak, a fixed threshold)
+NEURON = {"lif": 2, "plif": 4, "alif": 2, "xlif": 2, "snntorch_lif": 2, "if": 0}
 
 
 def conv(c_in: int, c_out: int, k: int, bias: bool = True) -> int:
