@@ -97,8 +97,10 @@ def test_models(compose_config, model: str) -> None:
     cfg = compose_config("train", [f"model={model}"])
     network = instantiate(cfg.model)
     assert isinstance(network, nn.Module)
-    out, _ = network(torch.zeros(1, cfg.data.num_bins, 16, 16), None)
-    assert out["flow"].shape == (1, 2, 16, 16)
+    cameras = cfg.model.get("num_cameras", 1)
+    out, _ = network(torch.zeros(1, cameras * cfg.data.num_bins, 16, 16), None)
+    key = network.prediction.output_key
+    assert out[key].shape == (1, {"flow": 2, "depth": 1}[key], 16, 16)
 
 
 def test_validate_and_show_configs_compose(compose_config) -> None:

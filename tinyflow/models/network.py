@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tinyflow.models.body import NetworkState, RecurrentBody
-from tinyflow.models.heads import FlowHead, PredictionHead
+from tinyflow.models.heads import DepthHead, FlowHead, PredictionHead
 
 
 def event_presence_mask(x: Tensor) -> Tensor:
@@ -173,4 +173,63 @@ class MultiScaleFlowNetwork(RecurrentNetwork):
         return out, new_state
 
 
-__all__ = ["MultiScaleFlowNetwork", "NetworkState", "RecurrentNetwork", "event_presence_mask"]
+class MultiScaleDepthNetwork(RecurrentNetwork):
+    """A depth network read out by neurons that integrate the predictions of several scales (StereoSpike).
+
+    The readout neurons (StereoSpike's "I-neurons": integrate-and-fire neurons with an infinite threshold,
+    which never fire) start each window at 0 and integrate, coarsest scale first, the output of each of
+    ``scale_layers`` (branch layers of the body, each 1 channel at the input resolution: its own
+    upsampling brings it there) and last the head's. ``out["depth"]`` [B, 1, H, W] is their potential
+    after the head; ``out["depth_scales"]`` lists the potential after each scale, coarsest first, ending
+    with ``out["depth"]`` (StereoSpike's ``depth4``, ``depth3``, ``depth2``, ``depth1``). Values are in the
+    representation the loss trains (see :class:`~tinyflow.models.heads.DepthHead`).
+
+    Args:
+        body: the layers (the head's input at the input resolution).
+        head: a :class:`~tinyflow.models.heads.DepthHead`.
+        scale_layers: body branch layers whose outputs are the coarser scales' currents, coarsest first.
+        stateless: every layer starts each window from rest (zero state) and the network returns no state,
+            as StereoSpike (its paper: all potentials are reset at every timestep); False carries the
+            spiking layers' state across windows.
+    """
+
+    def __init__(
+        self, *, body: RecurrentBody, head: DepthHead, scale_layers: Sequence[str], stateless: bool = False
+    ) -> None:
+        super().__init__(body=body, head=head)
+        name = type(self).__name__
+        self.scale_layers = tuple(scale_layers)
+        self.stateless = stateless
+        for layer in self.scale_layers:
+            if layer not in body.branches:
+                raise ValueError(
+                    f"{name}: scale layer {layer!r} is not a branch layer of the body {body.branches}"
+                )
+            if body.channels[layer] != 1 or body.scales[layer] != 1:
+                raise ValueError(
+                    f"{name}: scale layer {layer!r} gives {body.channels[layer]} channels at "
+                    f"{body.scales[layer]} of the input resolution: expected 1 channel at the input resolution"
+                )
+
+    def forward(
+        self, x: Tensor, state: NetworkState | None = None
+    ) -> tuple[dict[str, Any], NetworkState | None]:
+        """As :meth:`RecurrentNetwork.forward`, plus ``out["depth_scales"]`` (see the class docstring)."""
+        out, new_state = super().forward(x, None if self.stateless else state)
+        potentials: list[Tensor] = []
+        for layer in self.scale_layers:
+            current = out["activity"][layer]
+            potentials.append(current if not potentials else potentials[-1] + current)
+        if potentials:
+            out["depth"] = potentials[-1] + out["depth"]
+        out["depth_scales"] = [*potentials, out["depth"]]
+        return out, None if self.stateless else new_state
+
+
+__all__ = [
+    "MultiScaleDepthNetwork",
+    "MultiScaleFlowNetwork",
+    "NetworkState",
+    "RecurrentNetwork",
+    "event_presence_mask",
+]
