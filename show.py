@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> None:
     console.print(recordings_table(val_paths, "validation recordings"))
     chosen = {"val": val_paths, "train": train_paths, "all": [*val_paths, *train_paths]}[cfg.split]
     recordings = as_recordings(chosen)[: cfg.max_recordings]
-    blueprint = dataset_blueprint([r.name for r in recordings])
+    stereo = [r.name for r in recordings if len(r.cameras) > 1]
+    blueprint = dataset_blueprint([r.name for r in recordings], stereo=stereo)
     stream = RerunSink(**cfg.rerun).open("tinyflow-data", None, blueprint)
     logged = show_recordings(stream, recordings, datamodule.val_windowing, cfg.max_windows, cfg.arrow_stride)
     stream.flush()

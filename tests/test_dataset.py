@@ -123,7 +123,7 @@ def test_hot_pixel_filter_drops_a_hot_pixel(tmp_path) -> None:
     dataset = WindowDataset(
         [tmp_path / "hot.h5"], Windowing(mode="count", events_per_window=500), hot_pixels=HotPixelFilter()
     )
-    assert dataset.hot_masks[0][5, 4] and dataset.hot_masks[0].sum() == 1
+    assert dataset.hot_masks[0][0][5, 4] and dataset.hot_masks[0][0].sum() == 1
     assert dataset[0]["input"][:, 5, 4].sum() == 0
 
 

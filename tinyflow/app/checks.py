@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tinyflow.io.recording import LEFT, RIGHT
 from tinyflow.metrics.registry import METRIC_SELECTIONS
 
 
@@ -133,6 +134,7 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
         raise ConfigError(
             f"data.crop_size={crop!r}: expected [height, width] in pixels (integers >= 1) or null"
         )
+    _check_cameras(cfg)
     selection = _value(cfg, "metrics")
     if selection not in (_MISSING, None) and selection not in METRIC_SELECTIONS:
         raise ConfigError(
@@ -144,6 +146,25 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
 
 
 _MISSING = object()
+CAMERA_CHOICES = ([LEFT], [LEFT, RIGHT])
+
+
+def _check_cameras(cfg: DictConfig) -> None:
+    """``data.cameras`` is [left] or [left, right]; a stereo pair takes no horizontal flips."""
+    cameras = _value(cfg, "data.cameras")
+    if cameras is _MISSING:
+        return
+    if cameras not in CAMERA_CHOICES:
+        raise ConfigError(
+            f"data.cameras={cameras!r}: expected [{LEFT}] or [{LEFT}, {RIGHT}] (the cameras whose events form "
+            "the input, the left camera first: it carries the ground truth)"
+        )
+    flip = _value(cfg, "data.augmentation.p_flip_x")
+    if len(cameras) > 1 and isinstance(flip, int | float) and flip > 0:
+        raise ConfigError(
+            f"data.augmentation.p_flip_x={flip!r}: expected 0 with data.cameras={cameras}: a horizontal flip "
+            "mirrors the left image into a right camera's view (the disparity changes sign)"
+        )
 
 
 def _value(cfg: DictConfig, key: str) -> object:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
 
-from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing
+from tinyflow.data.dataset import HotPixelFilter, SequenceCollate, WindowDataset, Windowing, check_cameras
 from tinyflow.data.sampler import SequentialBatchSampler
 from tinyflow.data.targets import TargetsConfig, WindowTarget, build_targets
 from tinyflow.events.transforms import FlowAugmentation
-from tinyflow.io.recording import Recording
-from tinyflow.synth.config import SynthConfig
+from tinyflow.io.recording import LEFT, Recording
+from tinyflow.synth.config import StereoConfig, SynthConfig
 from tinyflow.synth.dataset import ensure_synthetic_dataset
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -79,6 +79,9 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
             target names (``[flow, depth]``), ``_target_`` configs, or a mapping name -> options. Default:
             the ``flow`` target of each split's windowing (its ``flow_name``). A task checks the names it
             needs with :meth:`require_targets`.
+        cameras: the cameras whose events form the input, ``[left]`` or ``[left, right]`` (a stereo pair:
+            ``input`` is [len(cameras) * C, H, W], the left camera's C channels first; see
+            :class:`~tinyflow.data.dataset.WindowDataset`).
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         val_batch_size: int = 1,
         seed: int = 0,
         targets: TargetsConfig | None = None,
+        cameras: Sequence[str] = (LEFT,),
     ) -> None:
         super().__init__()
         self.targets: tuple[WindowTarget, ...] = build_targets(targets)
@@ -106,6 +110,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
         self.encoding = encoding
         self.num_bins = num_bins
         self.augmentation = FlowAugmentation(**augmentation) if augmentation else None
+        self.cameras = check_cameras(cameras, self.augmentation)
         self.crop_size = tuple(crop_size) if crop_size else None
         self.hot_pixels = HotPixelFilter(**hot_pixels) if hot_pixels else None
         self.num_workers = num_workers
@@ -150,6 +155,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 self.hot_pixels,
                 self.seed,
                 self.targets,
+                self.cameras,
             )
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = WindowDataset(
@@ -161,6 +167,7 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 None,
                 self.hot_pixels,
                 targets=self.targets,
+                cameras=self.cameras,
             )
 
     def check_not_empty(self, stage: str = "fit", world_size: int = 1) -> None:
@@ -191,11 +198,8 @@ class EventDataModule(L.LightningDataModule, abc.ABC):
                 )
         if sum(self.val_set.window_counts) == 0:
             windowing = self.val_windowing
-            hint = (
-                f"; they hold no GT flow '{windowing.flow_name}': set data.val_windowing.without_gt=count"
-                if windowing.mode == "gt"
-                else ""
-            )
+            missing = {"gt": f"GT flow '{windowing.flow_name}'", "depth": "depth maps"}.get(windowing.mode)
+            hint = f"; they hold no {missing}: set data.val_windowing.without_gt=count" if missing else ""
             raise EmptyDataError(
                 f"nothing to validate: the {len(self.val_set.recordings)} validation recordings "
                 f"({', '.join(self.val_set.recording_names)}) give no window with {windowing.mode} windowing{hint}"
@@ -255,6 +259,8 @@ class SyntheticDataModule(EventDataModule):
         synth: :class:`~tinyflow.synth.config.SynthConfig` fields (sensor size, duration, motion, ...).
         num_train, num_val: number of recordings per split (train/val split by recording).
         data_seed: seed of the generated dataset.
+        stereo: :class:`~tinyflow.synth.config.StereoConfig` fields of a second (right) camera, or None
+            (mono recordings).
     """
 
     def __init__(
@@ -264,17 +270,21 @@ class SyntheticDataModule(EventDataModule):
         num_train: int = 8,
         num_val: int = 2,
         data_seed: int = 0,
+        stereo: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root)
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(synth or {}).items()}
         self.synth_config = SynthConfig(**fields)
+        self.stereo = None if stereo is None else StereoConfig(**stereo)
         self.splits = {"train": num_train, "val": num_val}
         self.data_seed = data_seed
 
     def _paths(self) -> dict[str, list[Path]]:
-        return ensure_synthetic_dataset(self.root, self.synth_config, self.splits, self.data_seed)
+        return ensure_synthetic_dataset(
+            self.root, self.synth_config, self.splits, self.data_seed, self.stereo
+        )
 
     def prepare_data(self) -> None:
         self._paths()

@@ -14,9 +14,15 @@ from tinyflow.data.sampler import WindowKey
 from tinyflow.data.targets import EpisodeView, FlowTarget, WindowTarget
 from tinyflow.events.encodings import encode, event_counts, event_list, pad_event_lists
 from tinyflow.events.transforms import FlowAugmentation, WindowSample, hot_pixel_mask, remove_pixels
-from tinyflow.events.windows import Window, windows_by_count, windows_by_duration, windows_from_gt
+from tinyflow.events.windows import (
+    Window,
+    windows_by_count,
+    windows_by_duration,
+    windows_from_depth,
+    windows_from_gt,
+)
 from tinyflow.io import open_recording
-from tinyflow.io.recording import Recording
+from tinyflow.io.recording import CAMERAS, LEFT, Recording
 
 HOT_PIXEL_CHUNK = 1_000_000
 ITEM_KEYS = ("input", "events", "dt_us", "recording", "end_of_recording", "active")  # the dataset's own
@@ -28,9 +34,11 @@ class Windowing:
     """How a recording is cut into windows.
 
     Attributes:
-        mode: ``count`` (``events_per_window`` events each), ``duration`` (``duration_us`` each)
-            or ``gt`` (one window per map of GT flow set ``flow_name``, e.g. ``dt1`` or ``dt4``).
-        without_gt: in ``gt`` mode, the windows of a recording without that flow set: ``skip``
+        mode: ``count`` (``events_per_window`` events each), ``duration`` (``duration_us`` each),
+            ``gt`` (one window per map of GT flow set ``flow_name``, e.g. ``dt1`` or ``dt4``) or
+            ``depth`` (one window per depth map, the ``duration_us`` before it:
+            :func:`~tinyflow.events.windows.windows_from_depth`).
+        without_gt: in ``gt`` and ``depth`` mode, the windows of a recording without that GT: ``skip``
             (none), ``count`` or ``duration``.
     """
 
@@ -47,9 +55,11 @@ class Windowing:
             return windows_by_count(recording, self.events_per_window)
         if self.mode == "duration":
             return windows_by_duration(recording, self.duration_us)
-        if self.mode == "gt":
-            if self.flow_name in recording.flow_names:
+        if self.mode in ("gt", "depth"):
+            if self.mode == "gt" and self.flow_name in recording.flow_names:
                 return windows_from_gt(recording, self.flow_name)
+            if self.mode == "depth" and recording.depth_t_us() is not None:
+                return windows_from_depth(recording, self.duration_us)
             if self.without_gt == "skip":
                 return []
             if self.without_gt in ("count", "duration"):
@@ -57,7 +67,9 @@ class Windowing:
             raise ValueError(
                 f"unknown without_gt '{self.without_gt}'; expected 'skip', 'count' or 'duration'"
             )
-        raise ValueError(f"unknown windowing mode '{self.mode}'; expected 'count', 'duration' or 'gt'")
+        raise ValueError(
+            f"unknown windowing mode '{self.mode}'; expected 'count', 'duration', 'gt' or 'depth'"
+        )
 
 
 @dataclass(frozen=True)
@@ -78,14 +90,19 @@ class HotPixelFilter:
 class WindowDataset(Dataset):
     """Windows of events from several recordings, indexed by :class:`WindowKey` (or a flat int).
 
-    Each item is a dict of numpy arrays: the dataset's own ``input`` float32 [C, H, W] (encoding of
-    the window), ``events`` float32 [N, 4] event list ``(x, y, t_norm, p_sign)`` with t_norm over the
-    window span, ``dt_us`` (window span in µs), ``recording``, ``end_of_recording``, ``active``; and the
-    entries of each of ``targets`` (default: :class:`~tinyflow.data.targets.FlowTarget` of the windowing's
-    flow set: ``flow_gt``, ``gt_valid``, ``has_gt``).
+    Each item is a dict of numpy arrays: the dataset's own ``input`` float32 [len(cameras) * C, H, W]
+    (the encoding of each camera's events of the window, C channels each, concatenated along channels
+    in ``cameras`` order, the left camera first), ``events`` float32 [N, 4] event list
+    ``(x, y, t_norm, p_sign)`` of the left camera with t_norm over the window span, ``dt_us`` (window
+    span in µs), ``recording``, ``end_of_recording``, ``active``; and the entries of each of ``targets``
+    (default: :class:`~tinyflow.data.targets.FlowTarget` of the windowing's flow set: ``flow_gt``,
+    ``gt_valid``, ``has_gt``).
 
-    Augmentation and crop are drawn once per episode (one stream's visit of a recording), so all
-    windows of a visit share them; events and targets follow them alike. Works with
+    Windows are cut from the left camera; another camera contributes its events of the same time span
+    ``[t_start_us, t_end_us)``. Augmentation and crop are drawn once per episode (one stream's visit of a
+    recording), so all windows of a visit share them; every camera's events and the targets follow them
+    alike. A horizontal flip of a stereo pair would make the mirrored left image a right camera's view (and
+    the disparity negative), so ``flip_x`` is refused with more than one camera. Works with
     ``num_workers > 0``: recordings reopen per process.
     """
 
@@ -100,9 +117,11 @@ class WindowDataset(Dataset):
         hot_pixels: HotPixelFilter | None = None,
         seed: int = 0,
         targets: Sequence[WindowTarget] | None = None,
+        cameras: Sequence[str] = (LEFT,),
     ) -> None:
         if not paths:
             raise ValueError("WindowDataset needs at least one recording path, got none")
+        self.cameras = check_cameras(cameras, augmentation)
         self.targets = tuple(t.bind(windowing) for t in (targets if targets is not None else [FlowTarget()]))
         _check_target_keys(self.targets)
         self.recordings = [p if isinstance(p, Recording) else open_recording(p) for p in paths]
@@ -113,7 +132,14 @@ class WindowDataset(Dataset):
         self.crop_size = tuple(crop_size) if crop_size is not None else None
         self.seed = seed
         self.windows = [windowing.windows(r) for r in self.recordings]
-        self.hot_masks = [hot_pixels.mask(r) if hot_pixels else None for r in self.recordings]
+        self.camera_views = [[r.camera(name) for name in self.cameras] for r in self.recordings]
+        self.camera_bounds = [
+            [_index_bounds(view, windows, own=c == 0) for c, view in enumerate(views)]
+            for views, windows in zip(self.camera_views, self.windows, strict=True)
+        ]
+        self.hot_masks = [
+            [hot_pixels.mask(view) if hot_pixels else None for view in views] for views in self.camera_views
+        ]
         self._flat = np.cumsum([0] + [len(w) for w in self.windows])
         sizes = {r.sensor_size for r in self.recordings}
         if self.crop_size is None and len(sizes) > 1:
@@ -144,12 +170,14 @@ class WindowDataset(Dataset):
         win = int(index - self._flat[rec])
         return WindowKey(rec, win, episode=0, end_of_recording=win == len(self.windows[rec]) - 1)
 
-    def _load_events(self, rec: int, window: Window) -> WindowSample:
-        recording = self.recordings[rec]
-        events = recording.events(window.start, window.stop)
-        if self.hot_masks[rec] is not None:
-            events = remove_pixels(events, self.hot_masks[rec])
-        return WindowSample(events, recording.sensor_size, window.t_start_us, window.t_end_us)
+    def _load_events(self, rec: int, win: int, camera: int) -> WindowSample:
+        """Events of window ``win`` of recording ``rec`` seen by camera ``camera`` (an index of ``cameras``)."""
+        view, window = self.camera_views[rec][camera], self.windows[rec][win]
+        start, stop = self.camera_bounds[rec][camera][win]
+        events = view.events(int(start), int(stop))
+        if self.hot_masks[rec][camera] is not None:
+            events = remove_pixels(events, self.hot_masks[rec][camera])
+        return WindowSample(events, view.sensor_size, window.t_start_us, window.t_end_us)
 
     def episode_view(self, key: WindowKey) -> EpisodeView:
         """The crop and augmentation of the key's episode, drawn from its own seed (crop first)."""
@@ -169,7 +197,7 @@ class WindowDataset(Dataset):
         key = self._key(index)
         height, width = self.sensor_size
         if not key.active:
-            channels = 2 if self.encoding == "counts" else self.num_bins
+            channels = (2 if self.encoding == "counts" else self.num_bins) * len(self.cameras)
             return {
                 "input": np.zeros((channels, height, width), np.float32),
                 "events": np.zeros((0, 4), np.float32),
@@ -181,17 +209,16 @@ class WindowDataset(Dataset):
             }
         recording, window = self.recordings[key.recording], self.windows[key.recording][key.window]
         view = self.episode_view(key)
-        sample = view(self._load_events(key.recording, window))
+        samples = [view(self._load_events(key.recording, key.window, c)) for c in range(len(self.cameras))]
         data = [t.load(recording, window) for t in self.targets]
         data = [None if d is None else t.view(d, view) for t, d in zip(self.targets, data, strict=True)]
+        sample = samples[0]
         return {
-            "input": encode(
-                sample.events,
-                sample.sensor_size,
-                self.encoding,
-                self.num_bins,
-                sample.t_start_us,
-                sample.t_end_us,
+            "input": np.concatenate(
+                [
+                    encode(s.events, s.sensor_size, self.encoding, self.num_bins, s.t_start_us, s.t_end_us)
+                    for s in samples
+                ]
             ),
             "events": event_list(sample.events, sample.t_start_us, sample.t_end_us),
             **self._target_arrays(data, sample.sensor_size),
@@ -206,6 +233,34 @@ class WindowDataset(Dataset):
         for target, d in zip(self.targets, data, strict=True):
             out.update(target.absent(sensor_size) if d is None else target.arrays(d))
         return out
+
+
+def check_cameras(cameras: Sequence[str], augmentation: FlowAugmentation | None = None) -> tuple[str, ...]:
+    """``cameras`` as a tuple: ``(left,)`` or ``(left, right)`` (the left camera first: it carries the
+    ground truth); a horizontal flip is refused for a stereo pair (it would swap the cameras' geometry)."""
+    cameras = tuple(cameras)
+    allowed = [list(CAMERAS[:n]) for n in range(1, len(CAMERAS) + 1)]
+    if list(cameras) not in allowed:
+        raise ValueError(
+            f"cameras={list(cameras)}: expected one of {allowed} (the cameras whose events form the input, "
+            "the left camera first: the ground truth is the left camera's)"
+        )
+    if len(cameras) > 1 and augmentation is not None and augmentation.p_flip_x > 0:
+        raise ValueError(
+            f"augmentation p_flip_x={augmentation.p_flip_x}: a horizontal flip of a stereo pair mirrors the left "
+            "image into a right camera's view (disparity changes sign); set p_flip_x to 0 for cameras "
+            f"{list(cameras)} (p_flip_y is fine)"
+        )
+    return cameras
+
+
+def _index_bounds(recording: Recording, windows: Sequence[Window], own: bool) -> np.ndarray:
+    """int64 [W, 2]: each window's ``[start, stop)`` event indices in ``recording``: the window's own indices
+    (``own``: the camera it was cut from), else the events of its time span ``[t_start_us, t_end_us)``."""
+    if own:
+        return np.array([(w.start, w.stop) for w in windows], np.int64).reshape(-1, 2)
+    t_us = np.array([(w.t_start_us, w.t_end_us) for w in windows], np.int64).reshape(-1)
+    return recording.index_at_time(t_us).reshape(-1, 2)
 
 
 def _check_target_keys(targets: Sequence[WindowTarget]) -> None:

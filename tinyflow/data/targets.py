@@ -149,8 +149,10 @@ class DepthTarget(WindowTarget[np.ndarray]):
     """Ground-truth depth at the GT timestamp nearest the window end (``/depth``, :meth:`Recording.depth`).
 
     Item entries: ``depth_gt`` float32 [H, W] metres, NaN where invalid (all NaN without GT), and
-    ``has_depth`` bool. Crop and flips move the map with the events; time reversal is refused (the
-    map would belong to the other end of the window).
+    ``has_depth`` bool. A map without a single valid pixel is no ground truth (``has_depth`` False): a
+    protocol view marks the maps that are not among its labels so (e.g. MVSEC's held-out validation
+    maps). Crop and flips move the map with the events; time reversal is refused (the map would belong
+    to the other end of the window).
 
     Attributes:
         max_offset_us: a window whose nearest depth map is further than this from its end has none;
@@ -168,7 +170,8 @@ class DepthTarget(WindowTarget[np.ndarray]):
         k = int(np.argmin(offsets))
         if self.max_offset_us is not None and offsets[k] > self.max_offset_us:
             return None
-        return recording.depth_map(k)
+        depth = recording.depth_map(k)
+        return depth if np.isfinite(depth).any() else None
 
     def view(self, data: np.ndarray, view: EpisodeView) -> np.ndarray:
         if view.crop is not None:

@@ -1,4 +1,4 @@
-"""Ground-truth containers that travel with events: flow maps, depth maps and frames.
+"""Ground-truth containers that travel with events: flow maps, depth and disparity maps, frames.
 
 All maps are (..., H, W). Flow channel 0 is the x (column) displacement and channel 1 the
 y (row) displacement, in pixels over the interval ``[t_start_us, t_end_us]`` of its map.
@@ -36,6 +36,19 @@ class DepthGT:
     """Dense depth in metres (NaN = invalid), float32 [K, H, W], at ``t_us`` [K] microseconds."""
 
     depth: np.ndarray
+    t_us: np.ndarray
+
+
+@dataclass(frozen=True)
+class DisparityGT:
+    """Dense stereo disparity of the left camera in pixels, float32 [K, H, W], at ``t_us`` [K] microseconds.
+
+    Rectified pair: the scene point seen at left pixel (x, y) is at (x - d, y) in the right camera, d > 0;
+    NaN where the point is seen by the left camera only (occluded in the right view, or outside its frame).
+    For a focal length f (px) and baseline b (m), d = f b / Z with Z the left depth in metres.
+    """
+
+    disparity: np.ndarray
     t_us: np.ndarray
 
 

@@ -1,4 +1,5 @@
-"""Windows of events over a recording: by event count, by duration, or aligned to ground truth.
+"""Windows of events over a recording: by event count, by duration, or aligned to ground truth (flow maps
+or depth maps).
 
 A window is a pair of event indices plus the time span it covers; it is computed from the
 recording's time index only, so a recording is never read whole to build its windows.
@@ -26,6 +27,8 @@ class TimeIndexed(Protocol):
     def index_at_time(self, t_us: np.ndarray | int) -> np.ndarray: ...
 
     def flow_intervals(self, name: str) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def depth_t_us(self) -> np.ndarray | None: ...
 
 
 @dataclass(frozen=True)
@@ -109,4 +112,26 @@ def windows_from_gt(recording: TimeIndexed, flow_name: str = "dt1") -> list[Wind
     return [
         Window(int(a), int(b), int(t0), int(t1), gt_index=k)
         for k, (a, b, t0, t1) in enumerate(zip(starts, stops, t_start_us, t_end_us, strict=True))
+    ]
+
+
+def windows_from_depth(recording: TimeIndexed, duration_us: int) -> list[Window]:
+    """One window per depth map, ending at its time ``t_k``: the events in ``[t_k - duration_us, t_k)``,
+    starting no earlier than the previous map (windows never overlap) nor than t = 0.
+
+    The depth protocol of Tulyakov et al. (ICCV 2019) and StereoSpike: the events of the 50 ms before each
+    LIDAR depth map. No windows without depth maps.
+    """
+    if duration_us <= 0:
+        raise ValueError(f"duration_us must be > 0, got {duration_us}")
+    t_us = recording.depth_t_us()
+    if t_us is None or len(t_us) == 0:
+        return []
+    t_end = np.asarray(t_us, np.int64)
+    t_start = np.maximum(t_end - duration_us, np.concatenate([[0], t_end[:-1]]))
+    t_start = np.minimum(np.maximum(t_start, 0), t_end)
+    starts, stops = recording.index_at_time(t_start), recording.index_at_time(t_end)
+    return [
+        Window(int(a), int(b), int(t0), int(t1))
+        for a, b, t0, t1 in zip(starts, stops, t_start, t_end, strict=True)
     ]

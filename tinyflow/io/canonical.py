@@ -12,6 +12,15 @@ Layout (format_version 1)::
     /images/images uint8 [K, H, W]   /images/t_us int64 [K]
     /calib/...   arrays as given (nested groups for nested dicts)
     root attributes: sensor_size = (height, width), t0_us (absolute µs), source, format_version
+
+Stereo recordings add the right camera of a rectified pair and the left camera's disparity::
+
+    /right/events/x, y, t, p, ms_to_idx   as /events, same sensor size and time base (t0_us)
+    /disparity/disparity float32 [K, H, W] pixels, x_right = x_left - d, NaN = seen by the left camera
+        only (occluded in the right view or outside it)   /disparity/t_us int64 [K]
+    /calib/baseline_m, /calib/focal_px   float64 scalars: the pair's baseline (m) and focal length (px)
+
+``/events``, ``/flow``, ``/depth`` and ``/images`` are the left camera's, unchanged from a mono file.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -28,7 +38,7 @@ import hdf5plugin
 import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
-from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
+from tinyflow.events.groundtruth import DepthGT, DisparityGT, FlowGT, Frames
 from tinyflow.io.checks import EventKeys, check_intervals, check_ms_to_idx, check_non_decreasing
 from tinyflow.io.h5 import (
     H5Recording,
@@ -41,7 +51,7 @@ from tinyflow.io.h5 import (
     require_key,
 )
 from tinyflow.io.lazy import ArrayLike, as_maps
-from tinyflow.io.recording import MsIndexBuilder
+from tinyflow.io.recording import CAMERAS, LEFT, MsIndexBuilder, Recording
 
 FORMAT_VERSION = 1
 EVENT_CHUNK = 1 << 16  # events per HDF5 chunk: a 100k-event window touches 2-3 chunks
@@ -50,8 +60,23 @@ MAP_BLOCK = 16  # GT maps / frames read from their source and written at once
 Compression = Literal["gzip", "lzf", "blosc", "zstd"] | None
 _EVENT_DTYPES = {"x": np.uint16, "y": np.uint16, "t": np.int64, "p": np.uint8}
 _EVENT_FIELDS = {"x": "x", "y": "y", "t": "t_us", "p": "p"}
-_TIMED_MAPS = {"depth": "depth", "images": "images"}  # group -> maps dataset, each beside a t_us [K]
-CANONICAL_KEYS = EventKeys("events/x", "events/y", "events/t", "events/p")
+_TIMED_MAPS = {
+    "depth": "depth",
+    "disparity": "disparity",
+    "images": "images",
+}  # group -> maps, beside t_us [K]
+
+
+def events_group(camera: str) -> str:
+    """Where a camera's events live: ``events`` (left), ``right/events`` (right)."""
+    if camera not in CAMERAS:
+        raise ValueError(f"unknown camera {camera!r}; expected one of {list(CAMERAS)}")
+    return "events" if camera == LEFT else f"{camera}/events"
+
+
+def event_keys(camera: str) -> EventKeys:
+    group = events_group(camera)
+    return EventKeys(f"{group}/x", f"{group}/y", f"{group}/t", f"{group}/p")
 
 
 def compression_options(compression: Compression) -> dict[str, object]:
@@ -71,6 +96,15 @@ def compression_options(compression: Compression) -> dict[str, object]:
 def _check_non_decreasing(t_us: np.ndarray, key: str, source: str) -> None:
     if np.any(np.diff(t_us) < 0):
         raise EventDataError(f"{source}: key '{key}' must be non-decreasing µs timestamps")
+
+
+@dataclass
+class _EventColumns:
+    """One camera's event datasets being written, its ``ms_to_idx`` builder and its event count."""
+
+    datasets: dict[str, h5py.Dataset]
+    ms_index: MsIndexBuilder
+    num_events: int = 0
 
 
 class CanonicalWriter:
@@ -114,19 +148,8 @@ class CanonicalWriter:
             source=source,
             format_version=FORMAT_VERSION,
         )
-        self._events = {
-            key: self._file.create_dataset(
-                f"events/{key}",
-                shape=(0,),
-                maxshape=(None,),
-                dtype=dtype,
-                chunks=(EVENT_CHUNK,),
-                **self._options,
-            )
-            for key, dtype in _EVENT_DTYPES.items()
-        }
-        self._ms_index = MsIndexBuilder(self._source, "events/t")
-        self.num_events = 0
+        self._columns: dict[str, _EventColumns] = {}
+        self._event_columns(LEFT)
 
     def _refuse_existing_target(self) -> None:
         if self.path.exists() and not self._overwrite:
@@ -137,16 +160,42 @@ class CanonicalWriter:
             raise RuntimeError(f"{self.path}: writer is already closed")
         return self._file
 
-    def append(self, events: Events) -> None:
-        """Append events that continue the recording in time (µs since ``t0_us``)."""
+    @property
+    def num_events(self) -> int:
+        """Events of the left camera appended so far."""
+        return self._columns[LEFT].num_events
+
+    def _event_columns(self, camera: str) -> _EventColumns:
+        if camera not in self._columns:
+            group = events_group(camera)
+            datasets = {
+                key: self._open_file().create_dataset(
+                    f"{group}/{key}",
+                    shape=(0,),
+                    maxshape=(None,),
+                    dtype=dtype,
+                    chunks=(EVENT_CHUNK,),
+                    **self._options,
+                )
+                for key, dtype in _EVENT_DTYPES.items()
+            }
+            self._columns[camera] = _EventColumns(datasets, MsIndexBuilder(self._source, f"{group}/t"))
+        return self._columns[camera]
+
+    def append(self, events: Events, camera: str = LEFT) -> None:
+        """Append events of ``camera`` (``left`` or ``right``) that continue its stream in time (µs since
+        ``t0_us``, the time base of both cameras)."""
         self._open_file()
-        events.validate(self.sensor_size, source=self._source)
-        self._ms_index.add(events.t_us)
-        start, stop = self.num_events, self.num_events + len(events)
-        for key, dataset in self._events.items():
+        events.validate(
+            self.sensor_size, source=self._source if camera == LEFT else f"{self._source} ({camera})"
+        )
+        columns = self._event_columns(camera)
+        columns.ms_index.add(events.t_us)
+        start, stop = columns.num_events, columns.num_events + len(events)
+        for key, dataset in columns.datasets.items():
             dataset.resize((stop,))
             dataset[start:stop] = getattr(events, _EVENT_FIELDS[key])
-        self.num_events = stop
+        columns.num_events = stop
 
     def _new_group(self, key: str) -> h5py.Group:
         file = self._open_file()
@@ -198,6 +247,17 @@ class CanonicalWriter:
         """Store depth maps float32 [K, H, W] in metres (NaN = invalid) at ``t_us`` [K]."""
         self._set_timed_maps("depth", "depth", as_maps(depth.depth), np.asarray(depth.t_us), "f", np.float32)
 
+    def set_disparity(self, disparity: DisparityGT) -> None:
+        """Store the left camera's disparity maps float32 [K, H, W] in pixels (NaN = left camera only)."""
+        self._set_timed_maps(
+            "disparity",
+            "disparity",
+            as_maps(disparity.disparity),
+            np.asarray(disparity.t_us),
+            "f",
+            np.float32,
+        )
+
     def set_frames(self, frames: Frames) -> None:
         """Store intensity frames uint8 [K, H, W] at ``t_us`` [K]."""
         images = as_maps(frames.images)
@@ -241,7 +301,8 @@ class CanonicalWriter:
             raise EventDataError(
                 f"{self._source}: recording has no events; expected at least one appended event"
             )
-        file.create_dataset("events/ms_to_idx", data=self._ms_index.finish())
+        for camera, columns in self._columns.items():
+            file.create_dataset(f"{events_group(camera)}/ms_to_idx", data=columns.ms_index.finish())
         file.close()
         self._file = None
         try:
@@ -282,18 +343,27 @@ def write_canonical(
     depth: DepthGT | None = None,
     frames: Frames | None = None,
     calib: Mapping[str, object] | None = None,
+    right_events: Events | None = None,
+    disparity: DisparityGT | None = None,
     compression: Compression = "gzip",
     overwrite: bool = False,
 ) -> Path:
-    """Write a whole recording (events + optional ground truth) in the canonical layout; returns the path."""
+    """Write a whole recording (events + optional ground truth) in the canonical layout; returns the path.
+
+    ``events`` are the left camera's; ``right_events`` (same time base) make it a stereo recording.
+    """
     with CanonicalWriter(
         path, sensor_size, t0_us=t0_us, source=source, compression=compression, overwrite=overwrite
     ) as writer:
         writer.append(events)
+        if right_events is not None:
+            writer.append(right_events, camera="right")
         for name, flow in (flows or {}).items():
             writer.add_flow(name, flow)
         if depth is not None:
             writer.set_depth(depth)
+        if disparity is not None:
+            writer.set_disparity(disparity)
         if frames is not None:
             writer.set_frames(frames)
         if calib is not None:
@@ -307,15 +377,17 @@ def _read_tree(group: h5py.Group) -> dict[str, object]:
     }
 
 
-class CanonicalRecording(H5Recording):
-    """Reads a canonical recording lazily: windows by slicing, GT maps one at a time on request.
+class CanonicalEvents(H5Recording):
+    """The events of one camera of a canonical file (``events/`` or ``right/events/``), read lazily.
 
-    ``__init__`` reads only attributes and shapes (and checks them); data is read on access
-    through a per-process handle, so the object can be sent to DataLoader worker processes.
+    ``__init__`` reads only attributes and shapes and checks them (the whole-file pass over the events
+    runs once, cached); data is read on access through a per-process handle, so the object can be sent to
+    DataLoader worker processes. :class:`CanonicalRecording` is the left camera with its ground truth.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, camera: str = LEFT) -> None:
         super().__init__(path)
+        self.camera_name, self._group = camera, events_group(camera)
         src = str(self.path)
         with open_hdf5(self.path) as file, hdf5_errors(self.path):
             self.sensor_size = check_sensor_size(require_attr(file, "sensor_size", src), "sensor_size", src)
@@ -325,32 +397,83 @@ class CanonicalRecording(H5Recording):
                 raise EventDataError(
                     f"{src}: format_version {version} is newer than supported ({FORMAT_VERSION})"
                 )
-            self._num_events = check_event_columns(file, [f"events/{key}" for key in "xytp"], src)
-            table = check_array(
-                require_key(file, "events/ms_to_idx", src), "events/ms_to_idx", src, ("M",), "iu"
-            )
-            min_len = int(file["events/t"][-1]) // 1000 + 1
+            keys = event_keys(camera)
+            self._num_events = check_event_columns(file, [keys.x, keys.y, keys.t, keys.p], src)
+            table_key = f"{self._group}/ms_to_idx"
+            table = check_array(require_key(file, table_key, src), table_key, src, ("M",), "iu")
+            min_len = int(file[keys.t][-1]) // 1000 + 1
             if table.shape[0] < min_len:
                 raise EventDataError(
-                    f"{src}: key 'events/ms_to_idx' must have at least {min_len} entries (last event at "
-                    f"{int(file['events/t'][-1])} µs), got {table.shape[0]}"
+                    f"{src}: key '{table_key}' must have at least {min_len} entries (last event at "
+                    f"{int(file[keys.t][-1])} µs), got {table.shape[0]}"
                 )
-            self._flow_sizes = {name: self._check_flow(file, name) for name in file.get("flow", {})}
-            self._has = {key: self._check_timed_maps(file, key, name) for key, name in _TIMED_MAPS.items()}
+            self._check_metadata(file)
             self._check_once(lambda: self._check_contents(file))
         self._ms_table: np.ndarray | None = None
 
+    @property
+    def check_spec(self) -> str:
+        camera = "" if self.camera_name == LEFT else f" camera={self.camera_name}"
+        return f"{super().check_spec}{camera}"
+
+    def _check_metadata(self, file: h5py.File) -> None:
+        """Shapes and dtypes of what the reader offers besides the events (none: events only)."""
+
+    def _check_contents(self, file: h5py.File) -> None:
+        """The whole-file pass: every event and 'ms_to_idx' against the timestamps."""
+        keys = event_keys(self.camera_name)
+        built = self._scan(file, keys)
+        check_ms_to_idx(
+            file[f"{self._group}/ms_to_idx"][()], built, f"{self._group}/ms_to_idx", keys.t, str(self.path)
+        )
+
+    def _read_events(self, start: int, stop: int) -> Events:
+        events = self._file[self._group]
+        return Events(*(events[key][start:stop] for key in ("x", "y", "t", "p")))
+
+    def _read_t_us(self, start: int, stop: int) -> np.ndarray:
+        return self._file[f"{self._group}/t"][start:stop].astype(np.int64, copy=False)
+
+    def ms_to_idx(self) -> np.ndarray:
+        if self._ms_table is None:
+            self._ms_table = self._file[f"{self._group}/ms_to_idx"][:].astype(np.uint64, copy=False)
+        return self._ms_table
+
+
+class CanonicalRecording(CanonicalEvents):
+    """Reads a canonical recording lazily: windows by slicing, GT maps one at a time on request.
+
+    The recording is the left camera (``events/``) with the ground truth; :meth:`camera` gives the right
+    camera of a stereo file (``right/events/``) as a :class:`CanonicalEvents`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, LEFT)
+
+    def _check_metadata(self, file: h5py.File) -> None:
+        self._flow_sizes = {name: self._check_flow(file, name) for name in file.get("flow", {})}
+        self._has = {key: self._check_timed_maps(file, key, name) for key, name in _TIMED_MAPS.items()}
+        self._cameras = tuple(c for c in CAMERAS if events_group(c) in file)
+
     def _check_contents(self, file: h5py.File) -> None:
         """The whole-file pass: every event, 'ms_to_idx' against the timestamps, GT and frame times."""
+        super()._check_contents(file)
         src = str(self.path)
-        built = self._scan(file, CANONICAL_KEYS)
-        check_ms_to_idx(file["events/ms_to_idx"][()], built, "events/ms_to_idx", "events/t", src)
         for name in self._flow_sizes:
             key = f"flow/{name}"
             check_intervals(file[f"{key}/t_start_us"][()], file[f"{key}/t_end_us"][()], key, src)
         for group, present in self._has.items():
             if present:
                 check_non_decreasing(file[f"{group}/t_us"][()], f"{group}/t_us", src)
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self._cameras
+
+    def camera(self, name: str) -> Recording:
+        if name == LEFT or name not in self._cameras:
+            return super().camera(name)
+        return CanonicalEvents(self.path, name)
 
     def _check_flow(self, file: h5py.File, name: str) -> int:
         src, key, dims = str(self.path), f"flow/{name}", {}
@@ -368,7 +491,7 @@ class CanonicalRecording(H5Recording):
         if group not in file:
             return False
         src, dims = str(self.path), {}
-        kinds = "f" if group == "depth" else "u"
+        kinds = "u" if group == "images" else "f"
         check_array(
             require_key(file, f"{group}/{name}", src),
             f"{group}/{name}",
@@ -379,18 +502,6 @@ class CanonicalRecording(H5Recording):
         )
         check_array(require_key(file, f"{group}/t_us", src), f"{group}/t_us", src, ("K",), "iu", dims)
         return True
-
-    def _read_events(self, start: int, stop: int) -> Events:
-        events = self._file["events"]
-        return Events(*(events[key][start:stop] for key in ("x", "y", "t", "p")))
-
-    def _read_t_us(self, start: int, stop: int) -> np.ndarray:
-        return self._file["events/t"][start:stop].astype(np.int64, copy=False)
-
-    def ms_to_idx(self) -> np.ndarray:
-        if self._ms_table is None:
-            self._ms_table = self._file["events/ms_to_idx"][:].astype(np.uint64, copy=False)
-        return self._ms_table
 
     @property
     def flow_names(self) -> list[str]:
@@ -432,6 +543,11 @@ class CanonicalRecording(H5Recording):
             raise KeyError(f"{self.path}: no depth ground truth")
         with hdf5_errors(self.path):
             return self._file["depth/depth"][k].astype(np.float32, copy=False)
+
+    def disparity(self) -> DisparityGT | None:
+        if not self._has["disparity"]:
+            return None
+        return DisparityGT(self._file["disparity/disparity"][:], self._file["disparity/t_us"][:])
 
     def frames(self) -> Frames | None:
         if not self._has["images"]:

@@ -17,7 +17,8 @@ EVENTS_PER_APPEND = 1_000_000
 def write_recording(
     recording: Recording, target: Path, source: str, compression: Compression = "gzip"
 ) -> Path:
-    """Stream a recording (events, GT flow, depth, frames, calibration) into a canonical file at ``target``.
+    """Stream a recording (every camera's events, GT flow, depth, disparity, frames, calibration) into a
+    canonical file at ``target``.
 
     Maps are read one block at a time where the reader is lazy; the file appears at ``target`` only
     when complete (see :class:`~tinyflow.io.canonical.CanonicalWriter`).
@@ -25,15 +26,20 @@ def write_recording(
     with CanonicalWriter(
         target, recording.sensor_size, t0_us=recording.t0_us, source=source, compression=compression
     ) as writer:
-        for start in range(0, recording.num_events, EVENTS_PER_APPEND):
-            writer.append(recording.events(start, min(start + EVENTS_PER_APPEND, recording.num_events)))
+        for name in recording.cameras:
+            camera = recording.camera(name)
+            for start in range(0, camera.num_events, EVENTS_PER_APPEND):
+                writer.append(camera.events(start, min(start + EVENTS_PER_APPEND, camera.num_events)), name)
         for name in recording.flow_names:
             flow = recording.flow(name)
             if len(flow):
                 writer.add_flow(name, flow)
-        depth, frames, calib = recording.depth(), recording.frames(), recording.calib()
+        depth, disparity = recording.depth(), recording.disparity()
+        frames, calib = recording.frames(), recording.calib()
         if depth is not None and len(depth.t_us):
             writer.set_depth(depth)
+        if disparity is not None and len(disparity.t_us):
+            writer.set_disparity(disparity)
         if frames is not None and len(frames.t_us):
             writer.set_frames(frames)
         if calib:

@@ -2,6 +2,11 @@
 
 A :class:`Recording` gives random access to a file's events by index and by time, and to
 its ground truth, without loading the recording whole into memory.
+
+Stereo recordings: the recording itself is the LEFT camera (its events, and the ground truth, which
+belongs to the left camera); :meth:`Recording.camera` gives the other camera of a rectified pair as
+a Recording of its own (events only, same sensor size and time base, no ground truth). Stereo facts
+are in :meth:`Recording.calib`: ``baseline_m`` (metres) and ``focal_px`` (pixels).
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
-from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
+from tinyflow.events.groundtruth import DepthGT, DisparityGT, FlowGT, Frames
 
 TIMESTAMP_SPAN = 1 << 20  # events read at once by timestamps_at (8 MiB of int64)
+LEFT, RIGHT = "left", "right"
+CAMERAS = (LEFT, RIGHT)  # the cameras a recording may hold, in input order (the left camera first)
 
 
 class Recording(abc.ABC):
@@ -45,6 +52,24 @@ class Recording(abc.ABC):
     @abc.abstractmethod
     def _read_t_us(self, start: int, stop: int) -> np.ndarray:
         """Timestamps (int64 µs) of events ``[start, stop)``."""
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The cameras whose events the recording holds (:data:`CAMERAS` order): ``("left",)`` or
+        ``("left", "right")``."""
+        return (LEFT,)
+
+    def camera(self, name: str) -> Recording:
+        """The events of camera ``name`` as a recording (``left``: this recording itself).
+
+        The other camera shares the sensor size, ``t0_us`` and name, and carries no ground truth.
+        """
+        if name == LEFT:
+            return self
+        raise EventDataError(
+            f"{self.path}: no '{name}' camera (cameras: {list(self.cameras)}); "
+            f"expected one of {list(self.cameras)}"
+        )
 
     @property
     def flow_names(self) -> list[str]:
@@ -79,6 +104,10 @@ class Recording(abc.ABC):
         if depth is None:
             raise KeyError(f"{self.path}: no depth ground truth")
         return np.asarray(depth.depth[k], np.float32)
+
+    def disparity(self) -> DisparityGT | None:
+        """Left-camera stereo disparity in pixels (NaN = seen by one camera only), or None."""
+        return None
 
     def frames(self) -> Frames | None:
         return None

@@ -1,4 +1,5 @@
-"""A recording seen through an evaluation protocol: a time range, a centre crop, a valid region of its GT."""
+"""A recording seen through an evaluation protocol: a time range, a centre crop, a valid region of its GT,
+a selection of its depth maps."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
-from tinyflow.io.recording import Recording
+from tinyflow.io.recording import LEFT, Recording
 
 
 def centre_crop(sensor_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -32,6 +33,10 @@ class RecordingView(Recording):
             (down, up); GT maps must lie inside it. None: the whole recording.
         crop: ``(height, width)`` of a centre crop, or None.
         valid_rows: ``(first, stop)`` rows (after the crop) where GT is valid, e.g. to exclude a car hood.
+        depth_maps: indices of the base's depth maps that the view holds (its depth clock, e.g. the maps of
+            a protocol's frame range), in order; None: those inside the time range.
+        depth_labels: the subset of ``depth_maps`` whose maps are ground truth (e.g. a held-out validation
+            set); the others read as all NaN (no valid pixel: no target). None: all of them.
     """
 
     def __init__(
@@ -40,6 +45,8 @@ class RecordingView(Recording):
         time_range_us: tuple[int, int] | None = None,
         crop: tuple[int, int] | None = None,
         valid_rows: tuple[int, int] | None = None,
+        depth_maps: np.ndarray | None = None,
+        depth_labels: np.ndarray | None = None,
     ) -> None:
         self.base, self.path = base, base.path
         end_of_base = base.t_end_us + 1
@@ -55,8 +62,40 @@ class RecordingView(Recording):
         self.t0_us = base.t0_us + begin
         self._box = (0, 0, *base.sensor_size) if crop is None else centre_crop(base.sensor_size, crop)
         self.sensor_size = self._box[2:]
-        self._valid_rows = valid_rows
+        self._crop, self._valid_rows = crop, valid_rows
         self._maps = {name: self._maps_inside(name) for name in base.flow_names}
+        self._depth_maps, self._depth_labels = self._select_depth(depth_maps, depth_labels)
+
+    def _select_depth(
+        self, maps: np.ndarray | None, labels: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Base indices of the view's depth maps and a bool mask of those that are labels (None: no depth)."""
+        t_us = self.base.depth_t_us()
+        if t_us is None:
+            if maps is not None or labels is not None:
+                raise EventDataError(
+                    f"{self.base.path}: has no depth maps to select (depth_maps, depth_labels)"
+                )
+            return None, None
+        chosen = self._time_slice(t_us) if maps is None else np.asarray(maps, np.int64)
+        if chosen.size and (chosen.min() < 0 or chosen.max() >= len(t_us)):
+            raise EventDataError(
+                f"{self.base.path}: depth_maps {int(chosen.min())}..{int(chosen.max())} are outside its "
+                f"{len(t_us)} depth maps"
+            )
+        outside = chosen[(t_us[chosen] < self._begin_us) | (t_us[chosen] >= self._end_us)]
+        if outside.size:
+            raise EventDataError(
+                f"{self.base.path}: depth map {int(outside[0])} at {int(t_us[outside[0]])} µs lies outside the "
+                f"view's time range [{self._begin_us}, {self._end_us}) µs"
+            )
+        labelled = np.ones(len(chosen), bool) if labels is None else np.isin(chosen, labels)
+        if labels is not None and not np.isin(labels, chosen).all():
+            missing = np.setdiff1d(labels, chosen)
+            raise EventDataError(
+                f"{self.base.path}: depth_labels {missing[:5].tolist()} are not among the view's depth maps"
+            )
+        return chosen, labelled
 
     @property
     def name(self) -> str:
@@ -143,14 +182,33 @@ class RecordingView(Recording):
     def _time_slice(self, t_us: np.ndarray) -> np.ndarray:
         return np.flatnonzero((t_us >= self._begin_us) & (t_us < self._end_us))
 
-    def depth(self) -> DepthGT | None:
-        depth = self.base.depth()
-        if depth is None:
+    def depth_t_us(self) -> np.ndarray | None:
+        if self._depth_maps is None:
             return None
-        keep = self._time_slice(np.asarray(depth.t_us))
-        return DepthGT(
-            self._crop_map(np.asarray(depth.depth)[keep]), np.asarray(depth.t_us)[keep] - self._begin_us
-        )
+        return self.base.depth_t_us()[self._depth_maps] - self._begin_us
+
+    def depth_map(self, k: int) -> np.ndarray:
+        if self._depth_maps is None:
+            raise KeyError(f"{self.path}: no depth ground truth")
+        if not self._depth_labels[k]:
+            return np.full(self.sensor_size, np.nan, np.float32)
+        return self._crop_map(self.base.depth_map(int(self._depth_maps[k])))
+
+    def depth(self) -> DepthGT | None:
+        if self._depth_maps is None:
+            return None
+        maps = np.array([self.depth_map(k) for k in range(len(self._depth_maps))], np.float32)
+        return DepthGT(maps.reshape(len(self._depth_maps), *self.sensor_size), self.depth_t_us())
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return self.base.cameras
+
+    def camera(self, name: str) -> Recording:
+        """The same time range and crop of the base's camera ``name`` (events only)."""
+        if name == LEFT:
+            return self
+        return RecordingView(self.base.camera(name), (self._begin_us, self._end_us), self._crop)
 
     def frames(self) -> Frames | None:
         frames = self.base.frames()

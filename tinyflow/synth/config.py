@@ -1,8 +1,9 @@
-"""Parameters of the synthetic event camera, in one frozen dataclass."""
+"""Parameters of the synthetic event camera, and of its optional second (stereo) camera."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 CameraMode = Literal["objects", "camera", "mixed"]
@@ -141,3 +142,60 @@ def _check_range(name: str, value: tuple[float, float], low: float, strict: bool
     lo, hi = value
     ok = (lo > low if strict else lo >= low) and hi >= lo
     _check(ok, name, value, f"(low, high) with {'>' if strict else '>='} {low} and low <= high")
+
+
+SENSOR_FIELDS = (
+    "contrast_threshold_mean",
+    "contrast_threshold_std",
+    "contrast_threshold_min",
+    "refractory_us",
+    "noise_rate_hz",
+    "num_hot_pixels",
+    "hot_pixel_rate_hz",
+)
+
+
+@dataclass(frozen=True)
+class StereoConfig:
+    """A second camera: the right camera of a rectified pair, rendering the same scene.
+
+    Its events come from its own ESIM sensor: thresholds, reference levels, noise and hot pixels are
+    drawn for it on their own, from the :class:`SynthConfig` sensor fields with ``right_sensor``
+    overriding any of them (:data:`SENSOR_FIELDS`).
+
+    Attributes:
+        baseline_m: distance between the optical centres, metres (> 0).
+        focal_px: focal length of both (rectified) cameras, pixels (> 0); disparity = focal_px * baseline_m / Z.
+        right_sensor: sensor fields of the right camera that differ from the left one's.
+    """
+
+    baseline_m: float = 0.1
+    focal_px: float = 226.0
+    right_sensor: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_stereo(self.baseline_m > 0, "baseline_m", self.baseline_m, "> 0 metres")
+        _check_stereo(self.focal_px > 0, "focal_px", self.focal_px, "> 0 pixels")
+        unknown = sorted(set(self.right_sensor) - set(SENSOR_FIELDS))
+        _check_stereo(
+            not unknown, "right_sensor", dict(self.right_sensor), f"keys among {list(SENSOR_FIELDS)}"
+        )
+        object.__setattr__(self, "right_sensor", dict(sorted(self.right_sensor.items())))
+
+    @property
+    def focal_baseline_px_m(self) -> float:
+        """f b (pixels x metres): the disparity of a point 1 m away."""
+        return self.focal_px * self.baseline_m
+
+    def right_config(self, config: SynthConfig) -> SynthConfig:
+        """The right camera's sensor: ``config`` with ``right_sensor`` applied (checked as a SynthConfig)."""
+        return replace(config, **self.right_sensor)
+
+    def calib(self) -> dict[str, float]:
+        """The stereo facts of a recording's ``/calib``."""
+        return {"baseline_m": float(self.baseline_m), "focal_px": float(self.focal_px)}
+
+
+def _check_stereo(ok: bool, name: str, value: object, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"StereoConfig.{name}={value!r}: expected {expected}")

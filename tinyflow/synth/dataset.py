@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyflow.io.canonical import write_canonical
-from tinyflow.synth.config import SynthConfig
+from tinyflow.synth.config import StereoConfig, SynthConfig
 from tinyflow.synth.generate import generate_recording
 
 GENERATOR_VERSION = 1
@@ -46,6 +46,7 @@ def write_synthetic_dataset(
     seed: int,
     *,
     skip_existing: bool = False,
+    stereo: StereoConfig | None = None,
 ) -> list[Path]:
     """Generate ``num_recordings`` recordings and write them as canonical files under ``root/<split>/``.
 
@@ -54,6 +55,7 @@ def write_synthetic_dataset(
 
     Args:
         skip_existing: keep files that already exist instead of regenerating them.
+        stereo: also render a right camera (stereo files: ``/right/events``, ``/disparity``, ``/calib``).
     Returns:
         The paths of all ``num_recordings`` files, in index order.
     """
@@ -66,7 +68,7 @@ def write_synthetic_dataset(
         path.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         recording_config = replace(config, seed=recording_seed(seed, split, index))
-        recording = generate_recording(recording_config)
+        recording = generate_recording(recording_config, stereo=stereo)
         write_canonical(
             path,
             recording.events,
@@ -75,24 +77,34 @@ def write_synthetic_dataset(
             flows=recording.flows,
             depth=recording.depth,
             frames=recording.frames,
+            calib=None if stereo is None else stereo.calib(),
+            right_events=recording.right_events,
+            disparity=recording.disparity,
             overwrite=True,
         )
         log.info("wrote %s: %d events in %.1f s", path, len(recording.events), time.perf_counter() - start)
     return paths
 
 
-def dataset_spec(config: SynthConfig, seed: int) -> dict[str, object]:
-    """Everything that defines a dataset: the config (its own seed is unused), the seed, the generator version."""
-    return {"config": asdict(replace(config, seed=0)), "seed": seed, "generator_version": GENERATOR_VERSION}
+def dataset_spec(config: SynthConfig, seed: int, stereo: StereoConfig | None = None) -> dict[str, object]:
+    """Everything that defines a dataset: the config (its own seed is unused), the seed, the generator
+    version, and the stereo camera when there is one."""
+    spec = {"config": asdict(replace(config, seed=0)), "seed": seed, "generator_version": GENERATOR_VERSION}
+    return spec if stereo is None else {**spec, "stereo": asdict(stereo)}
 
 
-def dataset_key(config: SynthConfig, seed: int) -> str:
+def dataset_key(config: SynthConfig, seed: int, stereo: StereoConfig | None = None) -> str:
     """Short hash (12 hex digits) of :func:`dataset_spec`."""
-    return hashlib.sha256(json.dumps(dataset_spec(config, seed), sort_keys=True).encode()).hexdigest()[:12]
+    spec = dataset_spec(config, seed, stereo)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def ensure_synthetic_dataset(
-    root: str | Path, config: SynthConfig, splits: Mapping[str, int], seed: int
+    root: str | Path,
+    config: SynthConfig,
+    splits: Mapping[str, int],
+    seed: int,
+    stereo: StereoConfig | None = None,
 ) -> dict[str, list[Path]]:
     """Make sure ``root/synthetic_<key>/<split>/`` holds the asked-for recordings; generate only what is missing.
 
@@ -102,15 +114,16 @@ def ensure_synthetic_dataset(
 
     Args:
         splits: number of recordings per split name, e.g. ``{"train": 10, "val": 2}``.
+        stereo: a second camera (stereo recordings), or None.
     Returns:
         The paths of every split's recordings.
     """
-    directory = Path(root) / f"synthetic_{dataset_key(config, seed)}"
+    directory = Path(root) / f"synthetic_{dataset_key(config, seed, stereo)}"
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / MANIFEST_NAME
     if not manifest.exists():
         _write_text_atomically(
-            manifest, json.dumps(dataset_spec(config, seed), indent=2, sort_keys=True) + "\n"
+            manifest, json.dumps(dataset_spec(config, seed, stereo), indent=2, sort_keys=True) + "\n"
         )
     missing = sum(
         not recording_path(directory, split, index).exists()
@@ -120,7 +133,9 @@ def ensure_synthetic_dataset(
     if missing:
         print(f"generating the synthetic dataset ({missing} recordings) in {directory} ...", flush=True)
     return {
-        split: write_synthetic_dataset(directory, config, count, split, seed, skip_existing=True)
+        split: write_synthetic_dataset(
+            directory, config, count, split, seed, skip_existing=True, stereo=stereo
+        )
         for split, count in splits.items()
     }
 

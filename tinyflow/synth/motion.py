@@ -176,4 +176,35 @@ class CameraLayerMotion:
         return depth
 
 
-LayerMotion = ObjectMotion | CameraLayerMotion
+@dataclass(frozen=True)
+class StereoShiftedMotion:
+    """A layer seen by the right camera of a rectified stereo pair whose left camera sees ``left``.
+
+    The right camera sits ``b`` metres to the right of the left one, looking the same way (rectified), so a
+    point at depth Z seen at left pixel (x, y) is at (x - d, y) with the disparity ``d = f b / Z`` (f: focal
+    length in pixels). A layer is a fronto-parallel plane, so its right image is its left image shifted by
+    -d(t) along x: exact, for every pose of ``left`` (the pair moves rigidly, rolling about the left axis).
+
+    Attributes:
+        left: the layer's motion in the left camera.
+        focal_baseline_px_m: f b, pixels x metres.
+    """
+
+    left: ObjectMotion | CameraLayerMotion
+    focal_baseline_px_m: float
+
+    def disparity_px(self, t_s: np.ndarray) -> np.ndarray:
+        """Disparity in pixels at each time [T] (positive: the right image lies to the left)."""
+        return self.focal_baseline_px_m / self.left.depth(t_s)
+
+    def pose(self, t_s: np.ndarray) -> Similarity:
+        left = self.left.pose(t_s)
+        offset = left.offset - np.stack([self.disparity_px(t_s), np.zeros(len(left.scale))], axis=-1)
+        return Similarity(left.scale, left.angle, offset)
+
+    def depth(self, t_s: np.ndarray) -> np.ndarray:
+        """Depth in metres at each time [T], the same for both cameras of the rectified pair."""
+        return self.left.depth(t_s)
+
+
+LayerMotion = ObjectMotion | CameraLayerMotion | StereoShiftedMotion

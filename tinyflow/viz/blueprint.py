@@ -12,18 +12,20 @@ Training / validation (:class:`tinyflow.callbacks.rerun.RerunCallback`), per sta
     <stage>/firing_rate/<layer>   mean spikes per neuron per window of each spiking layer
     metrics/val/<metric>          validation means (AEE, RSAT, ...) per validation pass
 
-Datasets (``show.py``): ``<recording>/events``, ``frames``, ``flow_gt``, ``depth``, ``event_rate``.
+Datasets (``show.py``): ``<recording>/events``, ``frames``, ``flow_gt``, ``depth``, ``event_rate``; stereo
+recordings also ``<recording>/right/events`` and ``disparity`` (pixels, black where occluded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import rerun.blueprint as rrb
 
 FLOW_IMAGES = ("events", "flow", "flow_gt", "flow_error", "iwe/unwarped", "iwe/t_start", "iwe/t_end")
 FLOW_SERIES = {"train": ("loss", "firing_rate"), "val": ("aee", "firing_rate")}
 DATASET_IMAGES = ("events", "frames", "flow_gt", "depth")
+STEREO_IMAGES = ("right/events", "disparity")
 
 
 def flow_blueprint(
@@ -55,15 +57,16 @@ def flow_blueprint(
     return rrb.Blueprint(rrb.Tabs(*tabs), collapse_panels=collapse_panels)
 
 
-def dataset_blueprint(recordings: Sequence[str], grid_columns: int = 2) -> rrb.Blueprint:
-    """One tab per recording: events, frames, GT flow and depth, over its event rate."""
+def dataset_blueprint(
+    recordings: Sequence[str], grid_columns: int = 2, stereo: Collection[str] = ()
+) -> rrb.Blueprint:
+    """One tab per recording: events, frames, GT flow and depth (and for the ``stereo`` recordings the right
+    camera's events and the disparity), over its event rate."""
     tabs = []
     for name in recordings:
+        images = DATASET_IMAGES + (STEREO_IMAGES if name in stereo else ())
         grid = rrb.Grid(
-            *(
-                rrb.Spatial2DView(origin=f"{name}/{image}", name=f"{name} {image}")
-                for image in DATASET_IMAGES
-            ),
+            *(rrb.Spatial2DView(origin=f"{name}/{image}", name=f"{name} {image}") for image in images),
             grid_columns=grid_columns,
         )
         rate = rrb.TimeSeriesView(origin=f"{name}/event_rate", name=f"{name} events [Mev/s]")

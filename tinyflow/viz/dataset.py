@@ -1,4 +1,5 @@
-"""Browse a dataset in Rerun without a model: events, frames, ground-truth flow and depth over time."""
+"""Browse a dataset in Rerun without a model: events (both cameras of a stereo pair), frames, ground-truth
+flow, depth and disparity over time."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import numpy as np
 import rerun as rr
 
 from tinyflow.data.dataset import Windowing
+from tinyflow.events.core import Events
 from tinyflow.events.encodings import event_list
+from tinyflow.events.windows import Window
 from tinyflow.io import open_recording
-from tinyflow.io.recording import Recording
-from tinyflow.viz.entities import log_colour_wheel, log_depth, log_events, log_flow, log_frame
+from tinyflow.io.recording import RIGHT, Recording
+from tinyflow.viz.entities import log_colour_wheel, log_depth, log_events, log_flow, log_frame, log_scalar_map
 from tinyflow.viz.images import event_counts
 
 TIMELINE = "time"  # seconds since the recording's t0
@@ -25,8 +28,9 @@ def log_recording(
     max_windows: int | None = None,
     arrow_stride: int = 8,
 ) -> int:
-    """Log a recording's windows (as the data config cuts them) and its frames and depth maps in the same
-    time span, under ``<recording name>/`` (see :mod:`tinyflow.viz.blueprint`).
+    """Log a recording's windows (as the data config cuts them) and its frames, depth and disparity maps in
+    the same time span, under ``<recording name>/`` (see :mod:`tinyflow.viz.blueprint`); the right camera
+    of a stereo recording under ``<recording name>/right/events``.
 
     GT flow is shown for windows that coincide with a GT map (``gt`` windowing), in pixels over the
     window. Returns the number of windows logged.
@@ -34,13 +38,16 @@ def log_recording(
     name = recording.name
     windows = windowing.windows(recording)[:max_windows]
     flow_name = windowing.flow_name if windowing.flow_name in recording.flow_names else None
+    right = recording.camera(RIGHT) if RIGHT in recording.cameras else None
     for window in windows:
         stream.set_time(TIMELINE, duration=window.t_start_us * 1e-6)
         events = recording.events(window.start, window.stop)
-        listed = event_list(events, window.t_start_us, max(window.t_end_us, window.t_start_us + 1))
-        log_events(
-            stream, f"{name}/events", event_counts(listed, np.ones(len(listed), bool), recording.sensor_size)
-        )
+        _log_window_events(stream, f"{name}/events", events, window, recording.sensor_size)
+        if right is not None:
+            start, stop = right.index_at_time(np.array([window.t_start_us, window.t_end_us]))
+            _log_window_events(
+                stream, f"{name}/right/events", right.events(int(start), int(stop)), window, right.sensor_size
+            )
         rate_mev_s = len(events) / max(window.duration_us, 1)  # events per µs
         stream.log(f"{name}/event_rate", rr.Scalars(rate_mev_s))
         if flow_name is not None and window.gt_index >= 0:
@@ -51,8 +58,21 @@ def log_recording(
     return len(windows)
 
 
+def _log_window_events(
+    stream: rr.RecordingStream, path: str, events: Events, window: Window, sensor_size: tuple[int, int]
+) -> None:
+    listed = event_list(events, window.t_start_us, max(window.t_end_us, window.t_start_us + 1))
+    log_events(stream, path, event_counts(listed, np.ones(len(listed), bool), sensor_size))
+
+
 def _log_maps(stream: rr.RecordingStream, recording: Recording, t_start_us: int, t_end_us: int) -> None:
-    """Frames and depth maps with timestamps in ``[t_start_us, t_end_us]``."""
+    """Frames, depth and disparity maps with timestamps in ``[t_start_us, t_end_us]``."""
+    disparity = recording.disparity()
+    if disparity is not None:
+        for k in np.flatnonzero((disparity.t_us >= t_start_us) & (disparity.t_us <= t_end_us)):
+            stream.set_time(TIMELINE, duration=int(disparity.t_us[k]) * 1e-6)
+            maps = np.asarray(disparity.disparity[k])
+            log_scalar_map(stream, f"{recording.name}/disparity", maps, np.isfinite(maps))
     frames, depth = recording.frames(), recording.depth()
     if frames is not None:
         for k in np.flatnonzero((frames.t_us >= t_start_us) & (frames.t_us <= t_end_us)):
