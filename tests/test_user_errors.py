@@ -118,6 +118,18 @@ CASES = {
     ),
     "metrics=all": (lambda tmp: [*TINY_TRAIN, "metrics=all"], r"metrics='all': expected default or full"),
     "unknown run id": (lambda tmp: [*TINY_TRAIN, "resume=nosuchrun"], r"no run 'nosuchrun'"),
+    "task=depth on data without depth": (
+        lambda tmp: [*TINY_TRAIN, "task=depth", "model=stereospike_mono"],
+        r"data\.targets=\['flow'\]: the task \(DepthTask\) learns from \['depth'\].*data\.targets=\[flow,depth\]",
+    ),
+    "a stereo model on one camera": (
+        lambda tmp: [*TINY_TRAIN, "task=depth", "data.targets=[depth]"],
+        r"model\.num_cameras=2, but data\.cameras=\['left'\] gives the input of 1 camera",
+    ),
+    "a flow model for depth": (
+        lambda tmp: [*TINY_TRAIN, "task=depth", "data=synthetic_stereo", "model=lif_firenet"],
+        r"DepthTask learns 'depth', but the network \(LIFFireNet\) predicts 'flow'",
+    ),
 }
 
 

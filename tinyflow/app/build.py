@@ -19,7 +19,9 @@ def build_task(cfg: DictConfig) -> RecurrentTask:
     network) and the ``loss``, ``optimizer`` and ``scheduler`` factories of their groups."""
     parts = {argument: cfg.get(group) for group, argument in TASK_PARTS.items() if group in cfg}
     built = {argument: instantiate(part) if part else None for argument, part in parts.items()}
-    return instantiate(cfg.task, **built)
+    # the built parts go to the constructor as they are (instantiate's own kwargs would turn a dataclass,
+    # such as a depth loss, back into a config)
+    return instantiate(cfg.task, _partial_=True)(**built)
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:

@@ -16,6 +16,7 @@ from tinyflow.app.checkpoints import CheckpointError
 from tinyflow.app.checks import ConfigError
 from tinyflow.data.datamodule import EmptyDataError
 from tinyflow.events.core import EventDataError
+from tinyflow.tasks.recurrent import TaskNetworkError
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -40,6 +41,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NotADirectoryError,
     RunStopped,
+    TaskNetworkError,
 )
 
 

@@ -14,6 +14,7 @@ P, per window:
     delta_k   100 * share of P with max(p/d, d/p) < 1.25^k, k = 1, 2, 3      %
     mde_const 100 * mean |c - d|                        cm   (the MDE of the constant prediction c)
 
+Tables and JSON show mde, mde_const, abs_rel, rmse, rmse_log and delta1; ``metrics=full`` adds the others.
 A recording's metric is the mean over its windows with valid pixels (as StereoSpike averages its test
 samples' MDE). ``mde_const`` uses the training set's mean depth as ``c`` (the task provides it), for
 scale, as the flow metrics report the AEE of zero flow.
@@ -33,28 +34,20 @@ from tinyflow.metrics.registry import Metric, register_task_metrics
 MIN_DEPTH_M = 1e-3  # the prediction inside logarithms and ratios is at least this (metres)
 DELTA_BASE = 1.25
 
+_FULL = {"default": False}  # shown with metrics=full only
 DEPTH_METRICS = register_task_metrics(
     "depth",
     [
         Metric("mde", "MDE", "cm", True, "depth", "mean |pred - GT| over valid GT pixels (StereoSpike)"),
-        Metric(
-            "mde_const",
-            "constant MDE",
-            "cm",
-            True,
-            "depth",
-            "MDE of the training set's mean depth, for scale",
-        ),
+        Metric("mde_const", "constant MDE", "cm", True, "depth", "MDE of the training set's mean depth"),
         Metric("abs_rel", "abs rel", None, True, "depth", "mean |pred - GT| / GT"),
-        Metric("sq_rel", "sq rel", "m", True, "depth", "mean (pred - GT)^2 / GT"),
+        Metric("sq_rel", "sq rel", "m", True, "depth", "mean (pred - GT)^2 / GT", **_FULL),
         Metric("rmse", "RMSE", "m", True, "depth", "root mean squared error"),
         Metric("rmse_log", "RMSE log", None, True, "depth", "root mean squared error of natural-log depths"),
-        Metric(
-            "silog", "SI log", None, True, "depth", "scale-invariant log error sqrt(mean g^2 - (mean g)^2)"
-        ),
+        Metric("silog", "SI log", None, True, "depth", "sqrt(mean g^2 - (mean g)^2), g: log ratio", **_FULL),
         Metric("delta1", "δ<1.25", "%", False, "depth", "pixels with max(pred/GT, GT/pred) < 1.25"),
-        Metric("delta2", "δ<1.25²", "%", False, "depth", "pixels with max(pred/GT, GT/pred) < 1.25^2"),
-        Metric("delta3", "δ<1.25³", "%", False, "depth", "pixels with max(pred/GT, GT/pred) < 1.25^3"),
+        Metric("delta2", "δ<1.25²", "%", False, "depth", "the same, < 1.25^2", **_FULL),
+        Metric("delta3", "δ<1.25³", "%", False, "depth", "the same, < 1.25^3", **_FULL),
     ],
     objective=("mde",),
 )

@@ -31,16 +31,21 @@ class RecurrentNetwork(nn.Module):
 
     The input's height and width must be multiples of ``body.size_divisor`` (the product of the strides
     on the way down, 16 for EV-FlowNet's four stride-2 encoders): else one ``ValueError`` names the
-    size, the divisor and the strided layers.
+    size, the divisor and the strided layers; with ``pad_input`` the network pads them instead.
 
     Args:
         body: the layers; it must end at ``1 / head.upsample`` of the input resolution (the input
             resolution for most heads) with ``head.in_channels`` channels.
         head: the prediction from the body's last features.
         mask_output: multiply the prediction by :func:`event_presence_mask` of the input.
+        pad_input: zero-pad the input at the bottom and right to multiples of ``size_divisor`` (no events
+            there) and crop the prediction back to the input's size; the layers' state and ``activity``
+            keep the padded size.
     """
 
-    def __init__(self, *, body: RecurrentBody, head: PredictionHead, mask_output: bool = False) -> None:
+    def __init__(
+        self, *, body: RecurrentBody, head: PredictionHead, mask_output: bool = False, pad_input: bool = False
+    ) -> None:
         super().__init__()
         name = type(self).__name__
         if body.out_scale * head.upsample != 1:
@@ -57,6 +62,7 @@ class RecurrentNetwork(nn.Module):
         self.layers = body
         self.prediction = head
         self.mask_output = mask_output
+        self.pad_input = pad_input
 
     @property
     def num_bins(self) -> int:
@@ -74,13 +80,13 @@ class RecurrentNetwork(nn.Module):
 
     def check_input(self, x: Tensor, state: NetworkState | None) -> None:
         """``ValueError`` unless ``x`` is ``[B, num_bins, H, W]`` with H, W multiples of :attr:`size_divisor`
-        and ``state`` is None or has one entry per layer."""
+        (any size with ``pad_input``) and ``state`` is None or has one entry per layer."""
         name = type(self).__name__
         if x.ndim != 4 or x.shape[1] != self.num_bins:
             raise ValueError(f"{name}: input shape {tuple(x.shape)}: expected [B, {self.num_bins}, H, W]")
         divisor = self.size_divisor
         height, width = x.shape[-2:]
-        if height % divisor or width % divisor:
+        if not self.pad_input and (height % divisor or width % divisor):
             strided = ", ".join(f"{layer} /{stride}" for layer, stride in self.layers.strides.items())
             raise ValueError(
                 f"{name}: input of {height}x{width} pixels (height x width): both must be multiples of "
@@ -97,8 +103,16 @@ class RecurrentNetwork(nn.Module):
         """One input window ``x [B, num_bins, H, W]``; returns ``({output_key, "activity"}, new_state)``."""
         name = type(self).__name__
         self.check_input(x, state)
-        features, activity, new_state = self.layers(x, state)
-        prediction = self.prediction(features)
+        height, width = x.shape[-2:]
+        if self.pad_input:
+            divisor = self.size_divisor
+            features, activity, new_state = self.layers(
+                F.pad(x, (0, -width % divisor, 0, -height % divisor)), state
+            )
+            prediction = self.prediction(features)[..., :height, :width]
+        else:
+            features, activity, new_state = self.layers(x, state)
+            prediction = self.prediction(features)
         if prediction.shape[-2:] != x.shape[-2:]:
             raise ValueError(
                 f"{name}: the prediction is {tuple(prediction.shape[-2:])} for an input of "
@@ -191,12 +205,19 @@ class MultiScaleDepthNetwork(RecurrentNetwork):
         stateless: every layer starts each window from rest (zero state) and the network returns no state,
             as StereoSpike (its paper: all potentials are reset at every timestep); False carries the
             spiking layers' state across windows.
+        pad_input: see :class:`RecurrentNetwork` (the scales are cropped like the head's prediction).
     """
 
     def __init__(
-        self, *, body: RecurrentBody, head: DepthHead, scale_layers: Sequence[str], stateless: bool = False
+        self,
+        *,
+        body: RecurrentBody,
+        head: DepthHead,
+        scale_layers: Sequence[str],
+        stateless: bool = False,
+        pad_input: bool = False,
     ) -> None:
-        super().__init__(body=body, head=head)
+        super().__init__(body=body, head=head, pad_input=pad_input)
         name = type(self).__name__
         self.scale_layers = tuple(scale_layers)
         self.stateless = stateless
@@ -216,9 +237,10 @@ class MultiScaleDepthNetwork(RecurrentNetwork):
     ) -> tuple[dict[str, Any], NetworkState | None]:
         """As :meth:`RecurrentNetwork.forward`, plus ``out["depth_scales"]`` (see the class docstring)."""
         out, new_state = super().forward(x, None if self.stateless else state)
+        height, width = x.shape[-2:]
         potentials: list[Tensor] = []
         for layer in self.scale_layers:
-            current = out["activity"][layer]
+            current = out["activity"][layer][..., :height, :width]
             potentials.append(current if not potentials else potentials[-1] + current)
         if potentials:
             out["depth"] = potentials[-1] + out["depth"]

@@ -21,9 +21,10 @@ enter one ``bottom`` conv: the conv of the concatenated input is the sum of one 
 paper's two encoder branches merged by a sum.
 
 Differences from the reference, with the same layer shapes and parameters: the reference's
-``NNConvUpsampling`` resizes to ``(size + k - 1)`` and applies a padding-free conv (so 260 x 346 works);
-here each upsampling is 2x (or 2^i for the predictions) and the conv is zero-padded, so the input's
-height and width must be multiples of 2^n (16). The reference multiplies every conv output by
+``NNConvUpsampling`` resizes to ``(size + k - 1)`` and applies a padding-free conv, so any frame size
+(MVSEC's 346 x 260) passes; here each upsampling is 2x (or 2^i for the predictions) and the conv is
+zero-padded, and the network pads the input with zeros (no events) at the bottom and right to multiples
+of 2^n (16) and crops the depth back (``pad_input``). The reference multiplies every conv output by
 ``multiply_factor`` (1 in its train.py: left out).
 """
 
@@ -99,8 +100,7 @@ class StereoSpike(MultiScaleDepthNetwork):
         num_cameras: cameras whose channels the input concatenates (2: binocular; 1: monocular, the left).
         base_num_channels: C (32).
         kernel_size: k of the encoder and decoder convs (5).
-        num_encoders: n, the stride-2 encoders and the decoders (4; the input's height and width must be
-            multiples of 2^n).
+        num_encoders: n, the stride-2 encoders and the decoders (4; the input is padded to multiples of 2^n).
         num_residual_blocks: m, the SEW residual blocks (2).
         neuron: the spiking layers' type (``tinyflow.models.neurons.NEURON_TYPES``; ``if`` as the reference).
         neuron_kwargs: their settings under the rule of :mod:`tinyflow.models.neurons.registry`.
@@ -144,7 +144,7 @@ class StereoSpike(MultiScaleDepthNetwork):
             settings,
         )
         head = DepthHead(base_num_channels, kernel_size=PREDICTION_KERNEL_SIZE)
-        super().__init__(body=body, head=head, scale_layers=scale_layers, stateless=stateless)
+        super().__init__(body=body, head=head, scale_layers=scale_layers, stateless=stateless, pad_input=True)
         self.num_cameras = num_cameras
 
 
