@@ -50,6 +50,16 @@ def test_every_group_has_options() -> None:
     assert {group for group, _ in group_options()} == set(GROUPS)
 
 
+# the depth options are composed into a depth run on stereo data (with the flow defaults they are refused)
+DEPTH_RUNS = {
+    ("task", "depth"): ["data=synthetic_stereo"],
+    ("model", "stereospike"): ["task=depth", "data=synthetic_stereo"],
+    ("model", "stereospike_mono"): ["task=depth", "data=synthetic_stereo", "data.cameras=[left]"],
+    ("loss", "depth_si_grad"): ["task=depth", "data=synthetic_stereo"],
+    ("data", "mvsec_depth"): ["task=depth"],
+}
+
+
 @pytest.mark.parametrize(("group", "option"), group_options(), ids=lambda v: str(v))
 def test_every_option_instantiates_what_it_names(
     compose_config, group: str, option: str, monkeypatch, tmp_path
@@ -59,6 +69,7 @@ def test_every_option_instantiates_what_it_names(
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     extra = [f"data.root={tmp_path}"] if (group, option) == ("data", "h5dir") else []
+    extra += DEPTH_RUNS.get((group, option), [])
     cfg = compose_config("train", [f"{group}={option}", *extra], tiny=False)
     if group == "hparams_search":  # a sweeper config: its sweeper plugin is importable, its params are keys
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -106,6 +117,18 @@ def test_models(compose_config, model: str) -> None:
 def test_validate_and_show_configs_compose(compose_config) -> None:
     assert compose_config("validate", ["runid=abc"]).checkpoint == "last"
     assert compose_config("show").data == compose_config("train", tiny=False).data
+
+
+def test_the_depth_task_picks_its_loss_and_model_and_keeps_overrides(compose_config) -> None:
+    cfg = compose_config("train", ["task=depth", "data=synthetic_stereo"])
+    assert (
+        cfg.task._target_ == "tinyflow.tasks.DepthTask"
+        and cfg.loss._target_ == "tinyflow.tasks.DepthSIGradLoss"
+    )
+    assert cfg.model._target_ == "tinyflow.models.StereoSpike" and cfg.model.num_cameras == 2
+    mono = compose_config("train", ["task=depth", "model=stereospike_mono", "loss.invariance=1.0"])
+    assert mono.model.num_cameras == 1 and mono.loss.invariance == 1.0
+    assert compose_config("train").task._target_ == "tinyflow.tasks.FlowTask"
 
 
 def test_cosine_schedule_needs_a_step_budget(compose_config) -> None:

@@ -10,6 +10,12 @@ The constant prediction of ``mde_const`` is the training set's mean depth
 (:func:`tinyflow.data.statistics.mean_depth_m`: every valid pixel of the training windows' maps). The task
 computes it when training starts and keeps it as a buffer of its state dict, so a checkpoint carries it
 and ``validate.py`` reports the same number on any data.
+
+With ``relative_to_mean`` the network's readout is depth relative to that mean: the prediction in the
+learned representation is ``out["depth"] + from_metres(mean)``. StereoSpike's readout neurons start each
+window at a learnable rest potential (its code: the biases of the scales' predictions); this starts it at
+the training mean, and the biases learn the rest. From zero, Adam moves each bias by about the learning
+rate per step: metres of depth take thousands of steps.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class DepthTask(RecurrentTask):
         loss: the depth loss of every window (``[B]``, e.g. :class:`~tinyflow.tasks.depth_loss.DepthSIGradLoss`);
             its ``representation`` converts the prediction to metres.
         optimizer, scheduler, gradient_clip_val: see :class:`~tinyflow.tasks.recurrent.RecurrentTask`.
+        relative_to_mean: the network predicts depth relative to the training set's mean depth (module
+            docstring); False: absolute, as StereoSpike.
     """
 
     metric_task = "depth"
@@ -49,9 +57,11 @@ class DepthTask(RecurrentTask):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
         gradient_clip_val: float | None = 100.0,
+        relative_to_mean: bool = True,
     ) -> None:
         super().__init__(network, optimizer, scheduler, gradient_clip_val)
         self.loss = loss
+        self.relative_to_mean = relative_to_mean
         self.depth_errors = DepthErrorMetrics()
         self.register_buffer("constant_depth_m", torch.tensor(math.nan, dtype=torch.float64))
         self._window_losses: list[Tensor] = []
@@ -63,9 +73,23 @@ class DepthTask(RecurrentTask):
         if stage == "fit" and datamodule is not None:
             self.constant_depth_m.fill_(mean_depth_m(datamodule.train_set))
 
+    def predictions(self, output: dict[str, Any]) -> list[Tensor]:
+        """Every predicted scale [B, H, W] in the loss's representation, coarsest first (the network's
+        ``depth_scales``, or its ``depth``), with the training mean added where ``relative_to_mean``."""
+        scales = [scale[:, 0] for scale in output.get("depth_scales", [output["depth"]])]
+        if not self.relative_to_mean:
+            return scales
+        if not torch.isfinite(self.constant_depth_m):
+            raise ValueError(
+                "DepthTask(relative_to_mean=True) predicts depth relative to the training set's mean depth, "
+                "which is unknown: it is taken when training starts (a checkpoint of a trained run holds it)"
+            )
+        mean = self.loss.representation.from_metres(self.constant_depth_m.to(scales[0].dtype))
+        return [scale + mean for scale in scales]
+
     def to_metres(self, output: dict[str, Any]) -> Tensor:
-        """The predicted depth in metres [B, H, W], detached."""
-        return self.loss.representation.to_metres(output["depth"].detach()[:, 0])
+        """The predicted depth in metres [B, H, W] (the finest scale), detached."""
+        return self.loss.representation.to_metres(self.predictions(output)[-1].detach())
 
     # Training.
 
@@ -106,8 +130,8 @@ class DepthTask(RecurrentTask):
         self.depth_errors.update(self.to_metres(output)[scored], gt, recordings, float(self.constant_depth_m))
         supervised = valid_depth(gt).flatten(1).any(dim=1)
         if supervised.any():
-            scales = output.get("depth_scales", [output["depth"]])
-            loss = self.loss([s[scored][supervised, 0] for s in scales], gt[supervised])
+            scales = self.predictions(output)
+            loss = self.loss([s[scored][supervised] for s in scales], gt[supervised])
             self.log("val/loss", loss.mean(), batch_size=int(supervised.sum()))
 
     def observe_window(self, window: Window, output: dict[str, Any]) -> ObservedWindow:
