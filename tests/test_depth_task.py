@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from tinyflow.events.core import Events
 from tinyflow.events.groundtruth import DepthGT
 from tinyflow.io import write_canonical
 from tinyflow.metrics.depth import DEPTH_METRICS
-from tinyflow.tasks import DepthTask, TaskNetworkError
+from tinyflow.models import StereoSpike
+from tinyflow.tasks import DepthSIGradLoss, DepthTask, TaskNetworkError
 
 SENSOR = (32, 32)
 DURATION_US = 200_000
@@ -140,3 +142,20 @@ def test_the_task_refuses_a_flow_network_and_the_config_checks_the_data(compose_
         )
     )
     assert isinstance(build_task(compose_config("train", ["task=depth", "data=synthetic_stereo"])), DepthTask)
+
+
+@pytest.mark.parametrize("learned_metric", ["metric", "log"])
+def test_the_readout_is_relative_to_the_training_mean(learned_metric: str) -> None:
+    network = StereoSpike(num_cameras=1, base_num_channels=4)
+    loss = DepthSIGradLoss(learned_metric=learned_metric)
+    task = DepthTask(network, loss, partial(torch.optim.Adam))
+    out, _ = network(torch.rand(2, 2, 16, 16))
+    with pytest.raises(ValueError, match="relative to the training set's mean depth, which is unknown"):
+        task.predictions(out)
+    task.constant_depth_m.fill_(3.0)
+    offset = float(loss.representation.from_metres(torch.tensor(3.0)))
+    for scale, raw in zip(task.predictions(out), out["depth_scales"], strict=True):
+        assert torch.allclose(scale, raw[:, 0] + offset)
+    assert torch.allclose(task.to_metres(out), loss.representation.to_metres(out["depth"][:, 0] + offset))
+    absolute = DepthTask(network, loss, partial(torch.optim.Adam), relative_to_mean=False)
+    assert torch.equal(absolute.predictions(out)[-1], out["depth"][:, 0])

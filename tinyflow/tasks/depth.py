@@ -102,10 +102,8 @@ class DepthTask(RecurrentTask):
         supervised &= valid_depth(window["depth_gt"]).flatten(1).any(dim=1)
         if not supervised.any():
             return
-        scales = output.get("depth_scales", [output["depth"]])
-        self._window_losses.append(
-            self.loss([s[supervised, 0] for s in scales], window["depth_gt"][supervised])
-        )
+        scales = [scale[supervised] for scale in self.predictions(output)]
+        self._window_losses.append(self.loss(scales, window["depth_gt"][supervised]))
 
     def sequence_loss(self) -> Tensor | None:
         """The mean loss over the sequence's supervised windows; None without any (no optimiser step)."""
