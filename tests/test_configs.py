@@ -56,6 +56,16 @@ def test_every_group_has_options() -> None:
     assert {group for group, _ in group_options()} == set(GROUPS)
 
 
+# the depth options are composed into a depth run on stereo data (with the flow defaults they are refused)
+DEPTH_RUNS = {
+    ("task", "depth"): ["data=synthetic_stereo"],
+    ("model", "stereospike"): ["task=depth", "data=synthetic_stereo"],
+    ("model", "stereospike_mono"): ["task=depth", "data=synthetic_stereo", "data.cameras=[left]"],
+    ("loss", "depth_si_grad"): ["task=depth", "data=synthetic_stereo"],
+    ("data", "mvsec_depth"): ["task=depth"],
+}
+
+
 @pytest.mark.parametrize(("group", "option"), group_options(), ids=lambda v: str(v))
 def test_every_option_instantiates_what_it_names(
     compose_config, group: str, option: str, monkeypatch, tmp_path
@@ -69,7 +79,7 @@ def test_every_option_instantiates_what_it_names(
         ("data", "files"): [f"data.root={tmp_path}"],
         ("quant", "ptq_int8"): ["init_from=a_float_run"],
     }
-    extra = extra.get((group, option), [])
+    extra = extra.get((group, option), []) + DEPTH_RUNS.get((group, option), [])
     cfg = compose_config("train", [f"{group}={option}", *extra], tiny=False)
     if group == "hparams_search":  # a sweeper config: its sweeper plugin is importable, its params are keys
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -121,13 +131,27 @@ def test_models(compose_config, model: str) -> None:
     cfg = compose_config("train", [f"model={model}"])
     network = instantiate(cfg.model)
     assert isinstance(network, nn.Module)
-    out, _ = network(torch.zeros(1, cfg.data.num_bins, 16, 16), None)
-    assert out["flow"].shape == (1, 2, 16, 16)
+    cameras = cfg.model.get("num_cameras", 1)
+    out, _ = network(torch.zeros(1, cameras * cfg.data.num_bins, 16, 16), None)
+    key = network.prediction.output_key
+    assert out[key].shape == (1, {"flow": 2, "depth": 1}[key], 16, 16)
 
 
 def test_validate_and_show_configs_compose(compose_config) -> None:
     assert compose_config("validate", ["runid=abc"]).checkpoint == "last"
     assert compose_config("show").data == compose_config("train", tiny=False).data
+
+
+def test_the_depth_task_picks_its_loss_and_model_and_keeps_overrides(compose_config) -> None:
+    cfg = compose_config("train", ["task=depth", "data=synthetic_stereo"])
+    assert (
+        cfg.task._target_ == "tinyflow.tasks.DepthTask"
+        and cfg.loss._target_ == "tinyflow.tasks.DepthSIGradLoss"
+    )
+    assert cfg.model._target_ == "tinyflow.models.StereoSpike" and cfg.model.num_cameras == 2
+    mono = compose_config("train", ["task=depth", "model=stereospike_mono", "loss.invariance=1.0"])
+    assert mono.model.num_cameras == 1 and mono.loss.invariance == 1.0
+    assert compose_config("train").task._target_ == "tinyflow.tasks.FlowTask"
 
 
 def test_cosine_schedule_needs_a_step_budget(compose_config) -> None:

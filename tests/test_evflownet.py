@@ -33,6 +33,7 @@ ACTIVE = {  # lower thresholds keep the layers of these small nets spiking
     "lif": {"thresh_init": (0.2, 0.0)},
     "plif": {"thresh_init": (0.2, 0.0)},
     "snntorch_lif": {"thresh_init": (0.2, 0.0)},
+    "if": {"thresh_init": (0.2, 0.0)},
     "alif": {"adapt_thresh_init": (0.5, 0.0)},
     "xlif": {"adapt_thresh_init": (0.5, 0.0)},
 }

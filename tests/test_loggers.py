@@ -82,3 +82,23 @@ def test_a_resumed_run_logs_into_its_own_mlflow_run(compose_config, tmp_path) ->
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     steps = sorted({m.step for m in client.get_metric_history(run.info.run_id, "train/loss")})
     assert steps == [0, 1, 2, 3], "one MLflow run holds the steps before and after the resume"
+
+
+def test_a_depth_run_logs_depth_images_and_validates_by_its_mlflow_id(compose_config, tmp_path) -> None:
+    overrides = ["task=depth", "data=synthetic_stereo", "logger=mlflow", "run_id=mldepth", *MEDIA]
+    trained = train(compose_config("train", overrides))
+    client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert "val/mde" in run.data.metrics and "val/mde_const" in run.data.metrics
+    images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    for key in (
+        "train_depth",
+        "train_input_right",
+        "val_depth",
+        "val_depth_gt",
+        "val_depth_error",
+        "val_events",
+    ):
+        assert any(path.startswith(f"images/{key}+step") for path in images), (key, images)
+    found = validate(compose_config("validate", [f"runid={run.info.run_id}", "callbacks=none"]))
+    assert_same_metrics(found, trained)

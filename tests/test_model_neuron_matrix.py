@@ -23,6 +23,7 @@ from tinyflow.models.spiking import spiking_layers
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 MODELS = sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
 NUM_BINS = 5
+PREDICTION_CHANNELS = {"flow": 2, "depth": 1}  # by the head's output key
 
 
 def model_config(model: str, overrides: tuple[str, ...] = ()) -> DictConfig:
@@ -55,7 +56,9 @@ STATEFUL = {
 
 
 def test_the_matrix_covers_spiking_and_ann_models() -> None:
-    assert {"lif_firenet", "lif_firenet_short", "lif_fireflownet"} <= set(SPIKING)
+    assert {"lif_firenet", "lif_firenet_short", "lif_fireflownet", "stereospike", "stereospike_mono"} <= set(
+        SPIKING
+    )
     assert {f"{n}_evflownet" for n in ("lif", "plif", "alif", "xlif")} <= set(SPIKING)
     assert {"firenet", "fireflownet", "evflownet", "rec_evflownet", "convgru"} <= set(ANN)
     assert {NEURON_OF[f"{n}_evflownet"] for n in ("lif", "plif", "alif", "xlif")} == {
@@ -86,15 +89,20 @@ def test_model_builds_and_steps_with_every_neuron_it_accepts(
     else:
         assert spiking == []
     generator = torch.Generator().manual_seed(0)
-    x1, x2 = (2 * torch.rand(2, NUM_BINS, size, size, generator=generator) for _ in range(2))
+    x1, x2 = (2 * torch.rand(2, network.num_bins, size, size, generator=generator) for _ in range(2))
     out1, state1 = network(x1, None)
     out2, state2 = network(x2, state1)
+    key = network.prediction.output_key
+    channels = PREDICTION_CHANNELS[key]
     for out in (out1, out2):
-        assert out["flow"].shape == (2, 2, size, size)
-        assert torch.isfinite(out["flow"]).all()
+        assert out[key].shape == (2, channels, size, size)
+        assert torch.isfinite(out[key]).all()
         assert list(out["activity"]) == network.layer_names
-        for flow in out.get("flow_scales", []):
-            assert flow.shape == (2, 2, size, size) and torch.isfinite(flow).all()
+        for prediction in out.get(f"{key}_scales", []):
+            assert prediction.shape == (2, channels, size, size) and torch.isfinite(prediction).all()
+    if getattr(network, "stateless", False):  # StereoSpike: every window from rest, no state returned
+        assert state1 is None and state2 is None
+        return
     assert len(state1) == len(state2) == len(network.layer_names)
     stateful = [name for name, s in zip(network.layer_names, state1, strict=True) if s is not None]
     assert stateful == STATEFUL.get(model, spiking)
@@ -117,7 +125,7 @@ def test_ann_models_reject_every_neuron_naming_both(model: str, neuron: str) -> 
 @pytest.mark.parametrize("model", SPIKING)
 def test_unknown_neuron_names_model_and_neuron(model: str) -> None:
     cfg = model_config(model, ("model.neuron=lyf",))
-    with pytest.raises(InstantiationException, match=r"LIF\w*: neuron='lyf': expected one of"):
+    with pytest.raises(InstantiationException, match=r"(LIF|StereoSpike)\w*: neuron='lyf': expected one of"):
         instantiate(cfg)
 
 
@@ -177,7 +185,8 @@ def default_of(neuron: str, setting: str):
 @pytest.mark.parametrize("neuron", sorted(NEURON_TYPES))
 def test_every_declared_setting_is_a_constructor_argument(neuron: str) -> None:
     settings = neuron_settings(neuron)
-    assert {"surrogate_width", "recurrent_init_gain", "leak_init", "hard_reset"} <= settings
+    assert {"surrogate_width", "recurrent_init_gain", "hard_reset"} <= settings
+    assert ("leak_init" in settings) == (neuron != "if")  # integrate-and-fire has no leak
     assert not settings & {
         "in_channels",
         "out_channels",

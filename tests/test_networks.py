@@ -37,6 +37,7 @@ ACTIVE = {
     "lif": {"thresh_init": (0.3, 0.0)},
     "plif": {"thresh_init": (0.3, 0.0)},
     "snntorch_lif": {"thresh_init": (0.3, 0.0)},
+    "if": {"thresh_init": (0.3, 0.0)},
     "alif": {},
     "xlif": {},
 }
@@ -189,7 +190,7 @@ def conv_params(c_in: int, c_out: int, k: int, bias: bool) -> int:
     return c_in * c_out * k * k + (c_out if bias else 0)
 
 
-NEURON_PARAMS_PER_CHANNEL = {"lif": 2, "plif": 4, "alif": 2, "xlif": 2, "snntorch_lif": 2}
+NEURON_PARAMS_PER_CHANNEL = {"lif": 2, "plif": 4, "alif": 2, "xlif": 2, "snntorch_lif": 2, "if": 0}
 
 
 @pytest.mark.parametrize("neuron", sorted(NEURON_TYPES))

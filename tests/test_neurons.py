@@ -12,6 +12,7 @@ import torch
 from tinyflow.models.neurons import (
     NEURON_TYPES,
     ConvALIF,
+    ConvIF,
     ConvLIF,
     ConvPLIF,
     ConvXLIF,
@@ -99,6 +100,31 @@ def test_lif_matches_hand_recurrence(hard_reset: bool, w_rec: float | None) -> N
         INPUTS, w_ff=1.3, w_rec=w_rec or 0.0, leak=0.6, threshold=lambda a: 0.5, hard=hard_reset
     )
     assert_matches(run_layer(layer, INPUTS), expected)
+
+
+@pytest.mark.parametrize("hard_reset", [True, False])
+def test_integrate_and_fire_sums_currents_without_leak(hard_reset: bool) -> None:
+    """SpikingJelly's IFNode: v_t = v_{t-1} (1 - z_{t-1}) + I_t (hard) or v_{t-1} + I_t - z_{t-1} thr (soft),
+    threshold 1, no parameter but the conv's."""
+    layer = ConvIF(1, 1, kernel_size=1, padding=0, hard_reset=hard_reset).double()
+    layer.synapses.ff.weight.data.fill_(0.4)
+    v = z = 0.0
+    expected = []
+    for x in INPUTS:
+        v = (v * (1 - z) if hard_reset else v - z * 1.0) + 0.4 * x
+        z = 1.0 if v > 1.0 else 0.0
+        expected.append((v, z, None))
+    assert_matches(run_layer(layer, INPUTS), expected)
+    assert [name for name, _ in layer.named_parameters()] == ["synapses.ff.weight"]
+    assert float(layer.thresh) == 1.0 and not hasattr(layer, "leak_logit")
+
+
+def test_integrate_and_fire_settings_leave_out_the_leak() -> None:
+    with pytest.raises(ValueError, match=r"neuron_kwargs.leak_init is not a setting of 'if' \(ConvIF\)"):
+        resolve_neuron_kwargs("M", "if", {"leak_init": (0.0, 0.0)})
+    settings = resolve_neuron_kwargs("M", "if", {"thresh_init": (0.5, 0.0), "learn_thresh": True})
+    layer = build_spiking_layer("if", 2, 3, kernel_size=3, recurrent=False, **settings)
+    assert layer.thresh.requires_grad and float(layer.thresh.detach().mean()) == 0.5
 
 
 def test_lif_channels_have_their_own_leak_and_clamped_threshold() -> None:

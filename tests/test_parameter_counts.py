@@ -2,7 +2,7 @@
 
 Each expected count below is summed layer by layer from the reference repository's layer shapes, each
 term naming the file and class it comes from (event_flow = github.com/tudelft/event_flow, TinyCMax =
-github.com/Huizerd/tinycmax). A conv k x k from Cin to Cout channels has ``Cin * Cout * k * k`` weights
+github.com/Huizerd/tinycmax, StereoSpike = github.com/urancon/StereoSpike). A conv k x k from Cin to Cout channels has ``Cin * Cout * k * k`` weights
 plus ``Cout`` biases where it has a bias (:func:`conv`). event_flow's defaults (configs/train_*.yml):
 num_bins 2 (``encoding: cnt``), base_num_channels 32, kernel_size 3; TinyCMax's (config/network/flow.yaml):
 encoder / memory / decoder channels 64, final_bias true, 2 input channels (per-polarity counts).
@@ -25,14 +25,16 @@ from tinyflow.models import (
     LIFFireNet,
     LIFFireNetShort,
     RecEVFlowNet,
+    StereoSpike,
 )
 from tinyflow.models.neurons import NEURON_TYPES
 
 BINS, C, K = 2, 32, 3  # event_flow: num_bins, base_num_channels, kernel_size
 # learnable values per channel of one spiking layer: event_flow models/spiking_submodules.py ConvLIF
 # (leak, thresh), ConvPLIF (leak_v, leak_pt, add_pt, thresh), ConvALIF / ConvXLIF (leak_v, leak_t;
-# t0 and t1 are buffers at learn_thresh=False, the default); snntorch Leaky (beta, threshold)
-NEURON = {"lif": 2, "plif": 4, "alif": 2, "xlif": 2, "snntorch_lif": 2}
+# t0 and t1 are buffers at learn_thresh=False, the default); snntorch Leaky (beta, threshold); SpikingJelly
+# IFNode (none: no leak, a fixed threshold)
+NEURON = {"lif": 2, "plif": 4, "alif": 2, "xlif": 2, "snntorch_lif": 2, "if": 0}
 
 
 def conv(c_in: int, c_out: int, k: int, bias: bool = True) -> int:
@@ -138,6 +140,32 @@ def convgru() -> int:
         D, 2, 3
     )  # upsample_decoder: LazyConv2d(64, 3), LazyConv2d(2, 3, bias=True)
     return head + res1 + res2 + memory + decoder
+
+
+# ---- StereoSpike network/SNN_models.py StereoSpike, network/blocks.py SEWResBlock and NNConvUpsampling ----
+# train.py: the binocular model on 2 cameras x 2 polarity channels, IF neurons (SpikingJelly IFNode: no
+# parameters; MultiplyBy(1.0) has none either); no conv has a bias but the depth predictions'
+
+
+def stereospike(cameras: int) -> int:
+    c, k = 32, 5
+    bottom = conv(2 * cameras, c, k, bias=False)  # bottom: Conv2d(4, 32, 5, bias=False) (2 for one camera)
+    encoders = sum(conv(c * 2**i, c * 2 ** (i + 1), k, bias=False) for i in range(4))  # conv1..4: 32 -> 512
+    bottleneck = 2 * 2 * conv(16 * c, 16 * c, 3, bias=False)  # 2 SEWResBlock(512): conv1, conv2, 3x3
+    decoders = sum(
+        conv(c * 2 ** (i + 1), c * 2**i, k, bias=False) for i in range(4)
+    )  # deconv4..1: NNConvUpsampling
+    predictions = sum(
+        conv(c * 2**i, 1, 3) for i in range(4)
+    )  # predict_depth4..1: NNConvUpsampling(., 1, 3, bias)
+    return bottom + encoders + bottleneck + decoders + predictions
+
+
+def test_stereospike_parameter_count_at_reference_defaults() -> None:
+    binocular, monocular = StereoSpike(), StereoSpike(num_cameras=1)
+    assert binocular.num_bins == 2 * BINS and monocular.num_bins == BINS  # input channels
+    assert count(binocular) == stereospike(2) == 18_148_708
+    assert count(monocular) == stereospike(1) == 18_147_108
 
 
 TABLE = {  # model: (its class at the reference defaults, count from the reference shapes, total)

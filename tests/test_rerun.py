@@ -21,7 +21,7 @@ from tinyflow.app.train import train
 from tinyflow.app.validate import validate
 from tinyflow.callbacks.media import LoggerMediaCallback
 from tinyflow.callbacks.rerun import RerunCallback
-from tinyflow.viz import colour_wheel_legend, events_to_rgb, flow_to_rgb, sparse_arrows
+from tinyflow.viz import colour_wheel_legend, depth_to_rgb, events_to_rgb, flow_to_rgb, sparse_arrows
 
 TRAIN_ENTITIES = {"/train/events", "/train/flow", "/train/flow/arrows", "/train/loss"}
 TRAIN_ENTITIES |= {"/train/iwe/unwarped", "/train/iwe/t_start", "/train/iwe/t_end", "/train/firing_rate/head"}
@@ -65,6 +65,30 @@ def test_save_mode_records_training_and_validation_and_replays_a_validation(comp
     assert entity_paths(rerun_dir / "validate.rrd") >= VAL_ENTITIES
 
 
+DEPTH_ENTITIES = {"/val/depth", "/val/depth_gt", "/val/depth_error", "/val/mde", "/val/input/right"}
+
+
+def test_depth_runs_record_depth_images_for_both_cameras(compose_config, tmp_path) -> None:
+    overrides = ["+callbacks=rerun", "callbacks.rerun.mode=save", "callbacks.rerun.train_every_n_steps=1"]
+    train(compose_config("train", [*overrides, "task=depth", "data=synthetic_stereo", "run_id=rerundepth"]))
+    rerun_dir = tmp_path / "runs" / "rerundepth" / "rerun"
+    assert {"/train/depth", "/train/input/left", "/train/input/right", "/train/loss"} <= entity_paths(
+        rerun_dir / "fit.rrd"
+    )
+    assert DEPTH_ENTITIES | {"/metrics/val/mde", "/metrics/val/mde_const"} <= entity_paths(
+        rerun_dir / "validate.rrd"
+    )
+    assert not any(path.startswith("/val/flow") for path in entity_paths(rerun_dir / "validate.rrd"))
+
+
+def test_depth_colours_share_one_map() -> None:
+    gt = np.array([[1.0, 4.0], [np.nan, 2.5]])
+    image = depth_to_rgb(gt, 1.0, 4.0)
+    assert tuple(image[0, 0]) == (252, 253, 191) and tuple(image[0, 1]) == (0, 0, 4), "near light, far dark"
+    assert not image[1, 0].any(), "invalid GT is black"
+    assert (depth_to_rgb(np.array([[0.5, 9.0]]), 1.0, 4.0) == image[0]).all(), "clipped to the GT's range"
+
+
 def test_connect_mode_streams_to_a_headless_viewer(compose_config, tmp_path) -> None:
     binary = shutil.which("rerun") or shutil.which("rerun", path=str(Path(sys.executable).parent))
     if binary is None:
@@ -94,7 +118,8 @@ def test_connect_mode_streams_to_a_headless_viewer(compose_config, tmp_path) -> 
 def test_blueprint_comes_from_the_config_and_nothing_observes_without_a_visualiser(compose_config) -> None:
     cfg = compose_config("train", ["+callbacks=rerun", "logger=csv"])
     callback = instantiate(cfg.callbacks.rerun)
-    assert isinstance(callback, RerunCallback) and isinstance(callback.blueprint, rrb.Blueprint)
+    assert isinstance(callback, RerunCallback) and set(callback.blueprint) == {"flow", "depth"}
+    assert all(isinstance(layout, rrb.Blueprint) for layout in callback.blueprint.values())
     assert callback.recording is None, "no viewer is started before setup"
 
     cfg = compose_config("train", ["logger=csv"])

@@ -126,6 +126,18 @@ CASES = {
         r"rec_0\.h5: no 'right' camera \(cameras: \['left'\]\)",
     ),
     "unknown run id": (lambda tmp: [*TINY_TRAIN, "resume=nosuchrun"], r"no run 'nosuchrun'"),
+    "task=depth on data without depth": (
+        lambda tmp: [*TINY_TRAIN, "task=depth", "model=stereospike_mono"],
+        r"data\.targets=\['flow'\]: the task \(DepthTask\) learns from \['depth'\].*data\.targets=\[flow,depth\]",
+    ),
+    "a stereo model on one camera": (
+        lambda tmp: [*TINY_TRAIN, "task=depth", "data.targets=[depth]"],
+        r"model\.num_cameras=2, but data\.cameras=\['left'\] gives the input of 1 camera",
+    ),
+    "a flow model for depth": (
+        lambda tmp: [*TINY_TRAIN, "task=depth", "data=synthetic_stereo", "model=lif_firenet"],
+        r"DepthTask learns 'depth', but the network \(LIFFireNet\) predicts 'flow'",
+    ),
 }
 
 

@@ -12,10 +12,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tinyflow.data.targets import build_targets
 from tinyflow.io.recording import LEFT, RIGHT
 from tinyflow.metrics.hardware import HardwareProfile
 from tinyflow.metrics.registry import METRIC_SELECTIONS
@@ -144,6 +145,8 @@ def check_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
             f"data.crop_size={crop!r}: expected [height, width] in pixels (integers >= 1) or null"
         )
     _check_cameras(cfg)
+    _check_task_targets(cfg)
+    _check_model_cameras(cfg)
     selection = _value(cfg, "metrics")
     if selection not in (_MISSING, None) and selection not in METRIC_SELECTIONS:
         raise ConfigError(
@@ -233,6 +236,42 @@ def _check_cameras(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.augmentation.p_flip_x={flip!r}: expected 0 with data.cameras={cameras}: a horizontal flip "
             "mirrors the left image into a right camera's view (the disparity changes sign)"
+        )
+
+
+def _check_task_targets(cfg: DictConfig) -> None:
+    """The data's windows carry every target the task learns from (``task=depth`` needs ``depth``)."""
+    task = _value(cfg, "task._target_")
+    if task is _MISSING:
+        return
+    required = get_class(task).required_targets
+    targets = _value(cfg, "data.targets")
+    try:
+        names = [target.name for target in build_targets(None if targets is _MISSING else targets)]
+    except ValueError as error:
+        raise ConfigError(f"data.targets={targets!r}: {error}") from None
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise ConfigError(
+            f"data.targets={names}: the task ({task.rsplit('.', 1)[-1]}) learns from {missing}, which the data "
+            f"does not carry: add it (data.targets=[{','.join([*names, *missing])}]), or use data whose "
+            "recordings have it (task=depth: data=synthetic_stereo, data=mvsec_depth)"
+        )
+
+
+def _check_model_cameras(cfg: DictConfig) -> None:
+    """A model with ``num_cameras`` takes the input of as many cameras as ``data.cameras`` lists."""
+    model_cameras = _value(cfg, "model.num_cameras")
+    if model_cameras is _MISSING:
+        return
+    cameras = _value(cfg, "data.cameras")
+    cameras = [LEFT] if cameras is _MISSING else cameras
+    if model_cameras != len(cameras):
+        raise ConfigError(
+            f"model.num_cameras={model_cameras!r}, but data.cameras={cameras} gives the input of "
+            f"{len(cameras)} camera{'s' * (len(cameras) != 1)}: expected the same number (stereo: "
+            f"model=stereospike with data.cameras=[{LEFT},{RIGHT}]; one camera: model=stereospike_mono with "
+            f"data.cameras=[{LEFT}])"
         )
 
 

@@ -17,6 +17,7 @@ from tinyflow.app.checks import ConfigError
 from tinyflow.data.datamodule import EmptyDataError
 from tinyflow.events.core import EventDataError
 from tinyflow.export.errors import ExportError
+from tinyflow.tasks.recurrent import TaskNetworkError
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -43,6 +44,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NotADirectoryError,
     RunStopped,
+    TaskNetworkError,
 )
 
 

@@ -1,4 +1,4 @@
-"""Images of flow and warped events for the experiment trackers (W&B, MLflow)."""
+"""Images of flow and warped events, or of depth, for the experiment trackers (W&B, MLflow)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 
-from tinyflow.callbacks.windows import WindowImages, WindowRenderer
+from tinyflow.callbacks.windows import WindowRenderer, renderer_for
 from tinyflow.tasks import ObservedWindow, RecurrentTask
-from tinyflow.viz.colors import events_to_rgb, flow_to_rgb, scalar_to_rgb
 
 IMAGE_LOGGERS = (WandbLogger, MLFlowLogger)
 
@@ -19,7 +18,9 @@ class LoggerMediaCallback(L.Callback):
     Training, every ``train_every_n_steps`` optimiser steps: ``train/events``, ``train/flow`` and
     ``train/iwe`` (before warping, at the first and at the last reference time). Validation, one window
     per pass (the middle one): ``val/events``, ``val/flow``, and ``val/flow_gt``, ``val/flow_error`` when
-    it has GT. Flow uses the Middlebury colour wheel; events are ON blue, OFF red.
+    it has GT. Flow uses the Middlebury colour wheel; events are ON blue, OFF red. The depth task logs
+    ``<stage>/events``, ``<stage>/input/<camera>``, ``<stage>/depth`` and, with GT, ``<stage>/depth_gt`` (the
+    same colour map: near light, far dark) and ``<stage>/depth_error`` instead (:class:`DepthImages`).
 
     Args:
         train_every_n_steps: interval of the training images, in optimiser steps.
@@ -41,7 +42,8 @@ class LoggerMediaCallback(L.Callback):
         if not self._loggers or not trainer.is_global_zero or not isinstance(pl_module, RecurrentTask):
             return
         self._trainer = trainer
-        self._renderer = WindowRenderer(self.stream)
+        cameras = tuple(getattr(trainer.datamodule, "cameras", ("left",)))
+        self._renderer = renderer_for(pl_module.metric_task, self.stream, cameras)
         pl_module.window_observers.append(self._observe)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -61,7 +63,7 @@ class LoggerMediaCallback(L.Callback):
             return
         images = self._renderer.render(window)
         if images is not None:
-            for key, image in media(window.stage, images).items():
+            for key, image in images.media(window.stage).items():
                 self._log_image(key, image, step)
 
     def _log_image(self, key: str, image: np.ndarray, step: int) -> None:
@@ -70,17 +72,3 @@ class LoggerMediaCallback(L.Callback):
                 logger.log_image(key=key, images=[image], step=step)
             else:
                 logger.experiment.log_image(logger.run_id, image, key=key.replace("/", "_"), step=step)
-
-
-def media(stage: str, images: WindowImages) -> dict[str, np.ndarray]:
-    """Named uint8 RGB images of a window: events, flow (and GT, error), images of warped events."""
-    scale = images.flow_scale
-    out = {f"{stage}/events": events_to_rgb(images.events)}
-    if images.flow_gt is not None:
-        out[f"{stage}/flow_gt"] = flow_to_rgb(images.flow_gt, scale)
-        out[f"{stage}/flow_error"] = scalar_to_rgb(images.error, mask=images.gt_valid)
-    out[f"{stage}/flow"] = flow_to_rgb(images.flow, scale)
-    if images.iwe_start is not None:
-        strip = [events_to_rgb(i) for i in (images.unwarped, images.iwe_start, images.iwe_end)]
-        out[f"{stage}/iwe"] = np.concatenate(strip, axis=1)
-    return out

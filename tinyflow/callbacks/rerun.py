@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import rerun as rr
 import rerun.blueprint as rrb
 from lightning.pytorch.trainer.states import TrainerFn
 
-from tinyflow.callbacks.windows import WindowImages, WindowRenderer
+from tinyflow.callbacks.windows import DepthImages, WindowImages, WindowRenderer, renderer_for
 from tinyflow.metrics.spikes import layer_firing_rates, spiking_unit_names
 from tinyflow.tasks import ObservedWindow, RecurrentTask
 from tinyflow.viz.entities import log_colour_wheel, log_events, log_flow, log_scalar_map
@@ -21,7 +22,8 @@ from tinyflow.viz.sink import RerunSink
 class RerunCallback(L.Callback):
     """Streams windows to Rerun: events, predicted and GT flow, error map, images of warped events before
     and after warping, the loss, per-window AEE, firing rates and validation means (entity paths in
-    :mod:`tinyflow.viz.blueprint`).
+    :mod:`tinyflow.viz.blueprint`); for the depth task each camera's input, predicted and GT depth in one
+    colour map, the error map and per-window MDE instead of the flow entities.
 
     Timelines: ``step`` (optimiser steps) for everything, and ``val_window`` (index of the window in the
     validation pass) for validation windows. Only the global rank 0 visualises. The callback observes the
@@ -38,7 +40,8 @@ class RerunCallback(L.Callback):
         val_every_n_windows: log every N-th validation window.
         stream: which of the B parallel streams of a batch is shown.
         arrow_stride: pixels between flow arrows; 0 = no arrows.
-        blueprint: the viewer layout (:func:`tinyflow.viz.blueprint.flow_blueprint`), or None.
+        blueprint: the viewer layout of each task (its ``metric_task`` name -> a
+            :func:`tinyflow.viz.blueprint.stage_blueprint`), or None.
     """
 
     def __init__(
@@ -54,7 +57,7 @@ class RerunCallback(L.Callback):
         val_every_n_windows: int = 1,
         stream: int = 0,
         arrow_stride: int = 8,
-        blueprint: rrb.Blueprint | None = None,
+        blueprint: Mapping[str, rrb.Blueprint] | None = None,
     ) -> None:
         if train_every_n_steps < 1 or val_every_n_windows < 1:
             raise ValueError(
@@ -81,13 +84,20 @@ class RerunCallback(L.Callback):
             return
         if not isinstance(pl_module, RecurrentTask):
             raise TypeError(f"RerunCallback: expected a tinyflow task; got {type(pl_module).__name__}")
+        task = pl_module.metric_task
+        if self.blueprint is not None and task not in self.blueprint:
+            raise ValueError(
+                f"RerunCallback: blueprint has layouts for tasks {sorted(self.blueprint)}, none for {task!r}"
+            )
         if self.recording is None:
+            layout = None if self.blueprint is None else self.blueprint[task]
             self.recording = self._sink(trainer, stage).open(
-                self.application_id, Path(trainer.default_root_dir).name, self.blueprint
+                self.application_id, Path(trainer.default_root_dir).name, layout
             )
             log_colour_wheel(self.recording)
         self._trainer = trainer
-        self._renderer = WindowRenderer(self.stream)
+        cameras = tuple(getattr(trainer.datamodule, "cameras", ("left",)))
+        self._renderer = renderer_for(task, self.stream, cameras)
         self._spiking = spiking_unit_names(pl_module.network)
         pl_module.window_observers.append(self._observe)
 
@@ -157,7 +167,19 @@ class RerunCallback(L.Callback):
         self.recording.set_time("step", sequence=step)
         return True
 
-    def _log_images(self, stage: str, images: WindowImages) -> None:
+    def _log_images(self, stage: str, images: WindowImages | DepthImages) -> None:
+        if isinstance(images, DepthImages):
+            self._log_depth_images(stage, images)
+        else:
+            self._log_flow_images(stage, images)
+
+    def _log_depth_images(self, stage: str, images: DepthImages) -> None:
+        for path, image in images.media(stage).items():
+            self.recording.log(path, rr.Image(image))
+        if images.mde is not None:
+            self.recording.log(f"{stage}/mde", rr.Scalars(images.mde))
+
+    def _log_flow_images(self, stage: str, images: WindowImages) -> None:
         recording = self.recording
         log_events(recording, f"{stage}/events", images.events)
         scale = images.flow_scale

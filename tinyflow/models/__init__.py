@@ -1,16 +1,24 @@
-"""Spiking neurons and networks; a network = a body + a head, pure, ``StatefulNetwork`` holds its state."""
+"""Spiking neurons and networks (flow and depth); a network = a body + a head, pure, ``StatefulNetwork`` holds
+its state."""
 
 from tinyflow.models.body import LayerSpec, RecurrentBody, Skip
 from tinyflow.models.convgru import ConvGRUFlowNet
 from tinyflow.models.evflownet import EVFlowNet, LIFEVFlowNet, RecEVFlowNet
 from tinyflow.models.fireflownet import FireFlowNet, LIFFireFlowNet
 from tinyflow.models.firenet import FireNet, LIFFireNet, LIFFireNetShort
-from tinyflow.models.heads import FlowHead, PredictionHead
-from tinyflow.models.network import MultiScaleFlowNetwork, RecurrentNetwork, event_presence_mask
+from tinyflow.models.heads import DepthHead, FlowHead, PredictionHead
+from tinyflow.models.network import (
+    MultiScaleDepthNetwork,
+    MultiScaleFlowNetwork,
+    RecurrentNetwork,
+    event_presence_mask,
+)
 from tinyflow.models.stateful import StatefulNetwork, map_state
+from tinyflow.models.stereospike import StereoSpike
 
 __all__ = [
     "ConvGRUFlowNet",
+    "DepthHead",
     "EVFlowNet",
     "FireFlowNet",
     "FireNet",
@@ -20,6 +28,7 @@ __all__ = [
     "LIFFireNet",
     "LIFFireNetShort",
     "LayerSpec",
+    "MultiScaleDepthNetwork",
     "MultiScaleFlowNetwork",
     "PredictionHead",
     "RecEVFlowNet",
@@ -27,6 +36,7 @@ __all__ = [
     "RecurrentNetwork",
     "Skip",
     "StatefulNetwork",
+    "StereoSpike",
     "event_presence_mask",
     "map_state",
 ]

@@ -4,7 +4,9 @@ A body is described by a sequence of :class:`LayerSpec` (name, output channels, 
 layer's stride, an optional upsampling of its input, an optional :class:`Skip`). The body works out
 each layer's input channels and resolution, so strided encoders, upsampling decoders, U-Net skips
 (EV-FlowNet, StereoSpike) and residual blocks of several layers (a skip of the block's first layer's
-input) are specs like any other; every skip is checked when the body is built.
+input) are specs like any other; every skip is checked when the body is built. A branch layer
+(``branch=True``) reads the data path without changing it: a side output such as StereoSpike's
+prediction at one decoder scale.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ class LayerSpec:
         upsample: the body upsamples the layer's input by this factor first (a decoder layer).
         upsample_mode: ``"bilinear"`` (as EV-FlowNet) or ``"nearest"`` (keeps spikes binary).
         skip: an optional skip into this layer (one per layer).
+        branch: a side output: the layer reads the features (upsampled by ``upsample``), its output is
+            only its ``activity`` entry, and the next layer receives the features this one received
+            (before its upsampling). A branch takes no skip.
     """
 
     name: str
@@ -93,6 +98,7 @@ class LayerSpec:
     upsample: int = 1
     upsample_mode: str = "bilinear"
     skip: Skip | None = None
+    branch: bool = False
 
 
 def _resolution(scale: Fraction) -> str:
@@ -118,6 +124,7 @@ class RecurrentBody(nn.ModuleDict):
         channels: layer name -> channels of the layer's own output.
         scales: layer name -> resolution of the layer's own output relative to the input (a ``Fraction``).
         strides: name -> stride of every layer with a stride above 1, in execution order.
+        branches: names of the branch layers (side outputs), in execution order.
         size_divisor: the input's height and width must be multiples of this (every layer's input and
             output then has integer size): the least common multiple of the scales' denominators.
     """
@@ -130,6 +137,7 @@ class RecurrentBody(nn.ModuleDict):
         self.skips: dict[str, Skip] = {}
         self.upsampling: dict[str, tuple[int, str]] = {}
         self.strides: dict[str, int] = {}
+        self.branches: tuple[str, ...] = tuple(spec.name for spec in layers if spec.branch)
         # (channels, resolution / input resolution) of each layer's own output and of what it received
         outputs: dict[str, tuple[int, Fraction]] = {}
         inputs: dict[str, tuple[int, Fraction]] = {}
@@ -145,11 +153,13 @@ class RecurrentBody(nn.ModuleDict):
                 self.upsampling[spec.name] = (spec.upsample, spec.upsample_mode)
             if spec.stride != 1:
                 self.strides[spec.name] = spec.stride
-            features_scale = features_scale * spec.upsample
-            inputs[spec.name] = (features_channels, features_scale)
+            layer_scale = features_scale * spec.upsample
+            inputs[spec.name] = (features_channels, layer_scale)
             self[spec.name] = spec.build(features_channels, spec.out_channels, stride=spec.stride)
-            features_channels, features_scale = spec.out_channels, features_scale / spec.stride
-            outputs[spec.name] = (features_channels, features_scale)
+            outputs[spec.name] = (spec.out_channels, layer_scale / spec.stride)
+            if spec.branch:
+                continue
+            features_channels, features_scale = outputs[spec.name]
             if skip is not None and skip.into == "output":
                 features_channels = self._merged_channels(
                     spec.name, skip, features_channels, features_scale, outputs, inputs
@@ -177,6 +187,10 @@ class RecurrentBody(nn.ModuleDict):
         if spec.upsample_mode not in UPSAMPLE_MODES:
             raise ValueError(
                 f"layer {spec.name!r}: upsample_mode={spec.upsample_mode!r}: expected one of {UPSAMPLE_MODES}"
+            )
+        if spec.branch and spec.skip is not None:
+            raise ValueError(
+                f"layer {spec.name!r}: a branch layer takes no skip (skip {spec.skip.described})"
             )
         if spec.skip is not None and spec.skip.source not in earlier:
             raise ValueError(
@@ -242,15 +256,18 @@ class RecurrentBody(nn.ModuleDict):
             skip = self.skips.get(name)
             if skip is not None and skip.into == "input":
                 features = self._merge(name, skip, features, source(skip))
+            layer_input = features
             if name in self.upsampling:
                 factor, mode = self.upsampling[name]
                 align = False if mode == "bilinear" else None
-                features = F.interpolate(features, scale_factor=factor, mode=mode, align_corners=align)
+                layer_input = F.interpolate(features, scale_factor=factor, mode=mode, align_corners=align)
             if name in self._input_taps:
-                received[name] = features
-            output, layer_state = layer(features, layer_state)
+                received[name] = layer_input
+            output, layer_state = layer(layer_input, layer_state)
             activity[name] = output
             new_state.append(layer_state)
+            if name in self.branches:
+                continue
             features = output
             if skip is not None and skip.into == "output":
                 features = self._merge(name, skip, features, source(skip))

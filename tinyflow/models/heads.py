@@ -2,8 +2,8 @@
 
 A head maps ``features [B, in_channels, h, w]`` to one prediction tensor ``[B, C_out, h * upsample,
 w * upsample]`` and names it with ``output_key``; :class:`~tinyflow.models.network.RecurrentNetwork`
-stores it as ``out[output_key]``.
-A depth head is another subclass of :class:`PredictionHead` (``output_key = "depth"``, ``[B, 1, H, W]``).
+stores it as ``out[output_key]``: :class:`FlowHead` (``"flow"``, ``[B, 2, H, W]``) and :class:`DepthHead`
+(``"depth"``, ``[B, 1, H, W]``).
 """
 
 from __future__ import annotations
@@ -115,4 +115,30 @@ class FlowHead(PredictionHead):
         return self.flow_scaling * flow
 
 
-__all__ = ["FlowHead", "PredictionHead"]
+class DepthHead(PredictionHead):
+    """``depth = conv(h)`` [B, 1, H, W]: a k x k conv with a bias, no activation, at the features' resolution.
+
+    StereoSpike's ``predict_depth1``: the current that its readout neurons integrate (neurons with an
+    infinite threshold: they never fire, their potential is the prediction). With coarser scales
+    (:class:`~tinyflow.models.network.MultiScaleDepthNetwork`) the readout adds theirs to it. The values are
+    depth in the representation the loss trains (metres, or normalised log depth; see
+    :mod:`tinyflow.tasks.depth_loss`).
+
+    Args:
+        in_channels: channels of the body's last features.
+        kernel_size: of the conv (StereoSpike: 3).
+        bias: the conv has a bias (StereoSpike: yes; the biases of all scales together are the readout
+            neurons' learnable rest potential of the paper).
+    """
+
+    output_key = "depth"
+
+    def __init__(self, in_channels: int, *, kernel_size: int = 3, bias: bool = True) -> None:
+        super().__init__(in_channels)
+        self.conv = nn.Conv2d(in_channels, 1, kernel_size, padding=kernel_size // 2, bias=bias)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.conv(features)
+
+
+__all__ = ["DepthHead", "FlowHead", "PredictionHead"]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tinyflow.models.body import NetworkState, RecurrentBody
-from tinyflow.models.heads import FlowHead, PredictionHead
+from tinyflow.models.heads import DepthHead, FlowHead, PredictionHead
 
 
 def event_presence_mask(x: Tensor) -> Tensor:
@@ -31,16 +31,21 @@ class RecurrentNetwork(nn.Module):
 
     The input's height and width must be multiples of ``body.size_divisor`` (the product of the strides
     on the way down, 16 for EV-FlowNet's four stride-2 encoders): else one ``ValueError`` names the
-    size, the divisor and the strided layers.
+    size, the divisor and the strided layers; with ``pad_input`` the network pads them instead.
 
     Args:
         body: the layers; it must end at ``1 / head.upsample`` of the input resolution (the input
             resolution for most heads) with ``head.in_channels`` channels.
         head: the prediction from the body's last features.
         mask_output: multiply the prediction by :func:`event_presence_mask` of the input.
+        pad_input: zero-pad the input at the bottom and right to multiples of ``size_divisor`` (no events
+            there) and crop the prediction back to the input's size; the layers' state and ``activity``
+            keep the padded size.
     """
 
-    def __init__(self, *, body: RecurrentBody, head: PredictionHead, mask_output: bool = False) -> None:
+    def __init__(
+        self, *, body: RecurrentBody, head: PredictionHead, mask_output: bool = False, pad_input: bool = False
+    ) -> None:
         super().__init__()
         name = type(self).__name__
         if body.out_scale * head.upsample != 1:
@@ -57,6 +62,7 @@ class RecurrentNetwork(nn.Module):
         self.layers = body
         self.prediction = head
         self.mask_output = mask_output
+        self.pad_input = pad_input
 
     @property
     def num_bins(self) -> int:
@@ -74,13 +80,13 @@ class RecurrentNetwork(nn.Module):
 
     def check_input(self, x: Tensor, state: NetworkState | None) -> None:
         """``ValueError`` unless ``x`` is ``[B, num_bins, H, W]`` with H, W multiples of :attr:`size_divisor`
-        and ``state`` is None or has one entry per layer."""
+        (any size with ``pad_input``) and ``state`` is None or has one entry per layer."""
         name = type(self).__name__
         if x.ndim != 4 or x.shape[1] != self.num_bins:
             raise ValueError(f"{name}: input shape {tuple(x.shape)}: expected [B, {self.num_bins}, H, W]")
         divisor = self.size_divisor
         height, width = x.shape[-2:]
-        if height % divisor or width % divisor:
+        if not self.pad_input and (height % divisor or width % divisor):
             strided = ", ".join(f"{layer} /{stride}" for layer, stride in self.layers.strides.items())
             raise ValueError(
                 f"{name}: input of {height}x{width} pixels (height x width): both must be multiples of "
@@ -97,8 +103,16 @@ class RecurrentNetwork(nn.Module):
         """One input window ``x [B, num_bins, H, W]``; returns ``({output_key, "activity"}, new_state)``."""
         name = type(self).__name__
         self.check_input(x, state)
-        features, activity, new_state = self.layers(x, state)
-        prediction = self.prediction(features)
+        height, width = x.shape[-2:]
+        if self.pad_input:
+            divisor = self.size_divisor
+            features, activity, new_state = self.layers(
+                F.pad(x, (0, -width % divisor, 0, -height % divisor)), state
+            )
+            prediction = self.prediction(features)[..., :height, :width]
+        else:
+            features, activity, new_state = self.layers(x, state)
+            prediction = self.prediction(features)
         if prediction.shape[-2:] != x.shape[-2:]:
             raise ValueError(
                 f"{name}: the prediction is {tuple(prediction.shape[-2:])} for an input of "
@@ -173,4 +187,71 @@ class MultiScaleFlowNetwork(RecurrentNetwork):
         return out, new_state
 
 
-__all__ = ["MultiScaleFlowNetwork", "NetworkState", "RecurrentNetwork", "event_presence_mask"]
+class MultiScaleDepthNetwork(RecurrentNetwork):
+    """A depth network read out by neurons that integrate the predictions of several scales (StereoSpike).
+
+    The readout neurons (StereoSpike's "I-neurons": integrate-and-fire neurons with an infinite threshold,
+    which never fire) start each window at 0 and integrate, coarsest scale first, the output of each of
+    ``scale_layers`` (branch layers of the body, each 1 channel at the input resolution: its own
+    upsampling brings it there) and last the head's. ``out["depth"]`` [B, 1, H, W] is their potential
+    after the head; ``out["depth_scales"]`` lists the potential after each scale, coarsest first, ending
+    with ``out["depth"]`` (StereoSpike's ``depth4``, ``depth3``, ``depth2``, ``depth1``). Values are in the
+    representation the loss trains (see :class:`~tinyflow.models.heads.DepthHead`).
+
+    Args:
+        body: the layers (the head's input at the input resolution).
+        head: a :class:`~tinyflow.models.heads.DepthHead`.
+        scale_layers: body branch layers whose outputs are the coarser scales' currents, coarsest first.
+        stateless: every layer starts each window from rest (zero state) and the network returns no state,
+            as StereoSpike (its paper: all potentials are reset at every timestep); False carries the
+            spiking layers' state across windows.
+        pad_input: see :class:`RecurrentNetwork` (the scales are cropped like the head's prediction).
+    """
+
+    def __init__(
+        self,
+        *,
+        body: RecurrentBody,
+        head: DepthHead,
+        scale_layers: Sequence[str],
+        stateless: bool = False,
+        pad_input: bool = False,
+    ) -> None:
+        super().__init__(body=body, head=head, pad_input=pad_input)
+        name = type(self).__name__
+        self.scale_layers = tuple(scale_layers)
+        self.stateless = stateless
+        for layer in self.scale_layers:
+            if layer not in body.branches:
+                raise ValueError(
+                    f"{name}: scale layer {layer!r} is not a branch layer of the body {body.branches}"
+                )
+            if body.channels[layer] != 1 or body.scales[layer] != 1:
+                raise ValueError(
+                    f"{name}: scale layer {layer!r} gives {body.channels[layer]} channels at "
+                    f"{body.scales[layer]} of the input resolution: expected 1 channel at the input resolution"
+                )
+
+    def forward(
+        self, x: Tensor, state: NetworkState | None = None
+    ) -> tuple[dict[str, Any], NetworkState | None]:
+        """As :meth:`RecurrentNetwork.forward`, plus ``out["depth_scales"]`` (see the class docstring)."""
+        out, new_state = super().forward(x, None if self.stateless else state)
+        height, width = x.shape[-2:]
+        potentials: list[Tensor] = []
+        for layer in self.scale_layers:
+            current = out["activity"][layer][..., :height, :width]
+            potentials.append(current if not potentials else potentials[-1] + current)
+        if potentials:
+            out["depth"] = potentials[-1] + out["depth"]
+        out["depth_scales"] = [*potentials, out["depth"]]
+        return out, None if self.stateless else new_state
+
+
+__all__ = [
+    "MultiScaleDepthNetwork",
+    "MultiScaleFlowNetwork",
+    "NetworkState",
+    "RecurrentNetwork",
+    "event_presence_mask",
+]

@@ -46,6 +46,7 @@ class FlowTask(RecurrentTask):
 
     metric_task = "flow"
     required_targets = ("flow",)
+    prediction_key = "flow"
 
     def __init__(
         self,

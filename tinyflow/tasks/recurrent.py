@@ -51,6 +51,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 Window = dict[str, Tensor]  # one time step of a batch: every entry [B, ...]
 
 
+class TaskNetworkError(ValueError):
+    """The network does not predict what the task learns (a flow network under ``task=depth``, ...)."""
+
+
 @dataclass(frozen=True)
 class ObservedWindow:
     """What a task hands to its window observers (visualisers), without copies.
@@ -61,12 +65,14 @@ class ObservedWindow:
             accumulation window; validation: T = 1).
         output: the network's output for the last of those windows (``flow`` [B, 2, H, W] in pixels per
             window, ``activity``: layer name -> [B, C, H, W]); it may still carry its autograd graph.
-        loss: the training loss of the accumulation window (detached); None in validation.
+        loss: the training loss of the accumulation window (detached); None in validation and for a
+            sequence without supervision.
         iwe: returns the loss's images of warped events of the observed windows
             (``WarpedEventImages``), or None where the task has none; valid only during the observer call.
         evaluation: the task's per-window evaluation of the last window, detached: per-pixel maps
             [B, H, W] and per-stream values [B] (flow: ``flow_error`` in px, ``aee`` in px, NaN without
-            evaluated pixels); empty without ground truth.
+            evaluated pixels, empty without ground truth; depth: ``depth_m``, the prediction in metres,
+            and with ground truth ``depth_error_m`` and ``mde`` in cm).
     """
 
     stage: str
@@ -97,6 +103,7 @@ class RecurrentTask(L.LightningModule, abc.ABC):
 
     metric_task: ClassVar[str]
     required_targets: ClassVar[tuple[str, ...]] = ()
+    prediction_key: ClassVar[str]  # the network output the task learns (its head's ``output_key``)
 
     def __init__(
         self,
@@ -109,6 +116,13 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         super().__init__()
         if gradient_clip_val is not None and gradient_clip_val < 0:
             raise ValueError(f"task.gradient_clip_val: expected a norm >= 0 or null; got {gradient_clip_val}")
+        predicts = getattr(getattr(network, "prediction", None), "output_key", self.prediction_key)
+        if predicts != self.prediction_key:
+            raise TaskNetworkError(
+                f"{type(self).__name__} learns {self.prediction_key!r}, but the network ({type(network).__name__}) "
+                f"predicts {predicts!r}: choose a model that predicts {self.prediction_key!r}, or the task that "
+                f"learns {predicts!r} (task=flow: flow models; task=depth: model=stereospike, stereospike_mono)"
+            )
         self.automatic_optimization = False
         self.network = network if isinstance(network, StatefulNetwork) else StatefulNetwork(network)
         self.optimizer_factory = optimizer
@@ -137,8 +151,9 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         """Add one training window and the network's output for it to the sequence loss."""
 
     @abc.abstractmethod
-    def sequence_loss(self) -> Tensor:
-        """The loss of the accumulated sequence (a scalar with its graph)."""
+    def sequence_loss(self) -> Tensor | None:
+        """The loss of the accumulated sequence (a scalar with its graph); None when no window of it is
+        supervised (the step then takes no optimiser step)."""
 
     def training_images(self) -> Callable[[], Any] | None:
         """What :attr:`ObservedWindow.iwe` returns for the training sequence just accumulated."""
@@ -196,10 +211,25 @@ class RecurrentTask(L.LightningModule, abc.ABC):
             if self.spike_penalty is not None:
                 penalties.append(self.spike_penalty(output["activity"], self.spiking_layer_names))
         loss = self.sequence_loss()
-        if penalties:
+        if penalties and loss is not None:  # no penalty without a step (a sequence without targets)
             penalty = torch.stack(penalties).mean()
             self.log("train/spike_penalty", penalty.detach(), batch_size=streams)
             loss = loss + penalty
+        if loss is not None:
+            self._optimiser_step(optimizer, loss, streams)
+        self.network.detach_state()
+        self.network.reset_state(batch["end_of_recording"][-1])
+        self._training_rng = rng_state()
+        loss = None if loss is None else loss.detach()
+        if loss is not None:
+            self.log("train/loss", loss, prog_bar=True, batch_size=streams)
+        if self.window_observers:
+            evaluation = self.training_evaluation(window, output)
+            self._notify(ObservedWindow("train", batch, output, loss, self.training_images(), evaluation))
+        return loss
+
+    def _optimiser_step(self, optimizer: torch.optim.Optimizer, loss: Tensor, streams: int) -> None:
+        """Backward, clip, step, and the scheduler's step."""
         optimizer.zero_grad()
         self.manual_backward(loss)
         if self.gradient_clip_val:
@@ -211,16 +241,6 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         if scheduler is not None:
             self.log("train/lr", scheduler.get_last_lr()[0], batch_size=streams)
             scheduler.step()
-        self.network.detach_state()
-        self.network.reset_state(batch["end_of_recording"][-1])
-        self._training_rng = rng_state()
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=streams)
-        if self.window_observers:
-            evaluation = self.training_evaluation(window, output)
-            self._notify(
-                ObservedWindow("train", batch, output, loss.detach(), self.training_images(), evaluation)
-            )
-        return loss.detach()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Save what an exact resume needs besides weights and optimiser: the training streams' recurrent

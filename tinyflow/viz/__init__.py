@@ -5,11 +5,12 @@
 ``rerun-sdk`` (the ``viz`` extra) and are imported only by whoever visualises.
 """
 
-from tinyflow.viz.colors import colour_wheel_legend, events_to_rgb, flow_to_rgb, scalar_to_rgb
+from tinyflow.viz.colors import colour_wheel_legend, depth_to_rgb, events_to_rgb, flow_to_rgb, scalar_to_rgb
 from tinyflow.viz.images import event_counts, sparse_arrows
 
 __all__ = [
     "colour_wheel_legend",
+    "depth_to_rgb",
     "event_counts",
     "events_to_rgb",
     "flow_to_rgb",

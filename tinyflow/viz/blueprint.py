@@ -2,13 +2,17 @@
 
 Training / validation (:class:`tinyflow.callbacks.rerun.RerunCallback`), per stage ``train`` / ``val``::
 
-    <stage>/events                ON/OFF image of the window's events
+    <stage>/events                ON/OFF image of the window's events (of the left camera)
     <stage>/flow, .../arrows      predicted flow (colour wheel) and sparse arrows
     <stage>/flow_gt, .../arrows   ground-truth flow (windows with GT)
     <stage>/flow_error            endpoint error map (windows with GT)
     <stage>/iwe/unwarped          events of the accumulation window at their own pixels (before warping)
     <stage>/iwe/t_start, t_end    images of warped events at the first / last reference time
     <stage>/loss, <stage>/aee     scalars (training loss per step, AEE per validation window)
+    <stage>/depth, depth_gt       predicted and GT depth, one colour map (near light, far dark; depth task)
+    <stage>/depth_error           |predicted - GT depth| in metres (windows with GT)
+    <stage>/input/<camera>        each camera's share of the network input (sum of |channels|)
+    <stage>/mde                   the MDE [cm] of each validation window with GT
     <stage>/firing_rate/<layer>   mean spikes per neuron per window of each spiking layer
     metrics/val/<metric>          validation means (AEE, RSAT, ...) per validation pass
 
@@ -24,11 +28,13 @@ import rerun.blueprint as rrb
 
 FLOW_IMAGES = ("events", "flow", "flow_gt", "flow_error", "iwe/unwarped", "iwe/t_start", "iwe/t_end")
 FLOW_SERIES = {"train": ("loss", "firing_rate"), "val": ("aee", "firing_rate")}
+DEPTH_IMAGES = ("events", "input/left", "input/right", "depth", "depth_gt", "depth_error")
+DEPTH_SERIES = {"train": ("loss", "firing_rate"), "val": ("mde", "firing_rate")}
 DATASET_IMAGES = ("events", "frames", "flow_gt", "depth")
 STEREO_IMAGES = ("right/events", "disparity")
 
 
-def flow_blueprint(
+def stage_blueprint(
     images: Sequence[str] = FLOW_IMAGES,
     series: Mapping[str, Sequence[str]] = FLOW_SERIES,
     grid_columns: int = 4,

@@ -1,4 +1,4 @@
-"""Colour images of flow, events and errors (numpy, uint8 RGB ``[H, W, 3]``), shared by every viewer.
+"""Colour images of flow, events, depth and errors (numpy, uint8 RGB ``[H, W, 3]``), shared by every viewer.
 
 Conventions: flow is ``[2, H, W]`` with channel 0 = x (to the right) and channel 1 = y (downwards), in
 pixels; event images are ``[2, H, W]`` per-polarity counts with channel 0 = ON, 1 = OFF.
@@ -109,3 +109,17 @@ def scalar_to_rgb(
     if mask is not None:
         rgb[~mask] = 0
     return np.round(rgb).astype(np.uint8)
+
+
+def depth_to_rgb(
+    depth_m: np.ndarray, near_m: float, far_m: float, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """The ramp of :func:`scalar_to_rgb` over depth: light yellow at ``near_m``, dark at ``far_m`` (clipped
+    outside), black where ``mask`` [H, W] is False or the depth is not finite.
+
+    One call per image with the same ``near_m`` and ``far_m`` gives predicted and GT depth one colour map.
+    """
+    finite = np.isfinite(depth_m)
+    shown = finite if mask is None else finite & mask
+    closeness = np.clip(far_m - np.where(finite, depth_m, far_m), 0.0, None)
+    return scalar_to_rgb(closeness, max_value=max(far_m - near_m, 1e-9), mask=shown)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tinyflow.models.neurons.alif import ConvALIF
 from tinyflow.models.neurons.base import ConvSynapses, NeuronState, PresynapticActivity, SpikingConv
+from tinyflow.models.neurons.integrate_fire import ConvIF
 from tinyflow.models.neurons.lif import ConvLIF
 from tinyflow.models.neurons.plif import ConvPLIF
 from tinyflow.models.neurons.registry import (
@@ -23,6 +24,7 @@ from tinyflow.models.neurons.xlif import ConvXLIF
 __all__ = [
     "NEURON_TYPES",
     "ConvALIF",
+    "ConvIF",
     "ConvLIF",
     "ConvPLIF",
     "ConvSynapses",

@@ -11,7 +11,9 @@ Every layer has the interface ``forward(x [B, Cin, H, W], state) -> (spikes [B, 
 
 ``I'`` is the current after the subclass's adaptation (PLIF subtracts a trace). The leak ``sig(w_v)``
 is a sigmoid of a learnable per-channel logit; the current is weighted by ``1 - leak`` (event_flow,
-after Fang et al. 2020), so a constant input ``I`` drives ``v`` towards ``I``. The ``z_{t-1}`` in the
+after Fang et al. 2020), so a constant input ``I`` drives ``v`` towards ``I``. A layer without leak
+(``has_leak = False``, the integrate-and-fire neuron) has neither: ``sig(w_v)`` is replaced by 1 and the
+current enters unweighted, ``v_t = v_{t-1} (1 - z_{t-1}) + I'_t`` (hard reset). The ``z_{t-1}`` in the
 reset is detached by default (``detach_reset``), so no gradient flows through the reset; the recurrent
 current and the ALIF trace use the attached spikes, as event_flow does.
 """
@@ -125,6 +127,8 @@ class SpikingConv(nn.Module, ABC):
     """
 
     TRACE_KINDS = (None, "presynaptic", "spikes")
+    # False: no membrane leak and no leak logit; the current enters unweighted (integrate-and-fire)
+    has_leak: ClassVar[bool] = True
     emits_spikes = True  # the SpikingLayer protocol of tinyflow.models.spiking (spike statistics)
     # constructor arguments that are not user settings of the type (see ``neurons.registry.neuron_settings``):
     # what a subclass fixes itself, or does not use
@@ -154,7 +158,9 @@ class SpikingConv(nn.Module, ABC):
             in_channels, out_channels, kernel_size, stride, padding, recurrent, recurrent_init_gain
         )
         self.learn_leak = learn_leak
-        register_channel_values(self, "leak_logit", 1 if shared_leak else out_channels, leak_init, learn_leak)
+        if self.has_leak:
+            channels = 1 if shared_leak else out_channels
+            register_channel_values(self, "leak_logit", channels, leak_init, learn_leak)
         if trace not in self.TRACE_KINDS:
             raise ValueError(f"{type(self).__name__}: trace={trace!r}: expected one of {self.TRACE_KINDS}")
         self.trace = trace
@@ -201,12 +207,14 @@ class SpikingConv(nn.Module, ABC):
             trace = trace_leak * trace_prev + (1 - trace_leak) * drive
 
         current = self.adapt_current(current, trace)
-        leak = torch.sigmoid(self.leak_logit)
+        if self.has_leak:
+            leak = torch.sigmoid(self.leak_logit)
+            v_prev, current = leak * v_prev, (1 - leak) * current
         reset_spikes = spikes_prev.detach() if self.detach_reset else spikes_prev
         if self.hard_reset:
-            v = leak * v_prev * (1 - reset_spikes) + (1 - leak) * current
+            v = v_prev * (1 - reset_spikes) + current
         else:
-            v = leak * v_prev + (1 - leak) * current - reset_spikes * self.threshold(trace_prev)
+            v = v_prev + current - reset_spikes * self.threshold(trace_prev)
         if self.membrane_quant is not None:
             v = self.membrane_quant(v)
         spikes = self.spike(v - self.threshold(trace))

@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from tinyflow.models.neurons.alif import ConvALIF
+from tinyflow.models.neurons.integrate_fire import ConvIF
 from tinyflow.models.neurons.lif import ConvLIF
 from tinyflow.models.neurons.plif import ConvPLIF
 from tinyflow.models.neurons.snntorch_lif import SnnTorchConvLIF
@@ -32,6 +33,7 @@ NEURON_TYPES: dict[str, type[nn.Module]] = {
     "alif": ConvALIF,
     "xlif": ConvXLIF,
     "snntorch_lif": SnnTorchConvLIF,
+    "if": ConvIF,
 }
 
 # constructor arguments that the network architecture sets for every spiking layer: never settings
