@@ -122,15 +122,29 @@ def test_activations_are_int8_on_a_calibrated_scale() -> None:
     head = network.layers.head.synapses.ff
     scale = float(head.input_quant.scale().detach())
     percentiles = [torch.quantile(x.abs().flatten(), 0.99999) for x in inputs]
-    # the grid ends (128 steps) at the mean over the calibration windows of the 99.999th percentile of |x|
-    assert scale == pytest.approx(float(torch.stack(percentiles).mean()) / 128, rel=1e-2)
+    # the grid ends (127 steps) at the mean over the calibration windows of the 99.999th percentile of |x|
+    assert scale == pytest.approx(float(torch.stack(percentiles).mean()) / 127, rel=1e-2)
     network.eval()
     quantised = head.input_quant(inputs[0])
     integers = quantised.int()
-    assert integers.min() >= -128 and integers.max() <= 127
+    assert integers.min() >= -127 and integers.max() <= 127
     torch.testing.assert_close(quantised.value, integers.float() * scale)
     scales = [m.input_quant.scale().detach() for m in network.modules() if isinstance(m, QuantConv2d)]
     assert all(0 < float(s) < math.inf for s in scales)
+
+
+def test_spikes_are_exact_on_their_grid_and_keep_their_gradient() -> None:
+    """A conv fed spikes: 1 is the grid's last level (k = 127), and the gradient passes for 1 as for 0."""
+    torch.manual_seed(0)
+    spikes = (torch.rand(4, 3, 8, 8) < 0.2).float()
+    conv = calibrated(OneConv(quant_conv2d(nn.Conv2d(3, 2, 3, padding=1), "tensor")), [spikes]).network.conv
+    conv.train()
+    x = spikes.clone().requires_grad_(True)
+    quantised = conv.input_quant(x)
+    assert set(quantised.int().unique().tolist()) == {0, 127}
+    torch.testing.assert_close(quantised.value, spikes)
+    quantised.value.sum().backward()
+    assert (x.grad == 1).all()
 
 
 def test_membrane_grid_rounds_clips_and_passes_gradients_straight_through() -> None:

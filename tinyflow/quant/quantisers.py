@@ -4,8 +4,11 @@ Conventions (brevitas' own): a quantised value is ``scale * k`` with an integer 
 
 - Weights: signed 8-bit, narrow range (``k`` in [-127, 127]), the scale from the weights' max ``|w|`` at
   every forward (per tensor, or per output channel).
-- Activations (every conv's input): signed 8-bit (``k`` in [-128, 127]), one scale per tensor, a learned
-  parameter initialised from the 99.999th percentile of ``|x|`` seen during calibration.
+- Activations (every conv's input): signed 8-bit, narrow range (``k`` in [-127, 127]), one scale per
+  tensor, a learned parameter initialised from the 99.999th percentile of ``|x|`` seen during calibration
+  over 127 (narrow: brevitas' default range [-128, 127] puts that percentile at 128, beyond the grid, so
+  every spike (1) would be clipped, and clipping stops its gradient: the surrogate would learn from
+  silent neurons only).
 - Biases: signed 32-bit with the accumulator's scale (input scale x weight scale), so the conv runs in
   integers end to end.
 - Membrane potential: a fixed grid, ``scale = membrane_range / (2**(bits - 1) - 1)``, ``k`` in
@@ -30,16 +33,23 @@ from tinyflow.quant.profiles import WEIGHT_GRANULARITIES, WeightGranularity
 WEIGHT_QUANTISERS = dict(
     zip(WEIGHT_GRANULARITIES, (Int8WeightPerTensorFloat, Int8WeightPerChannelFloat), strict=True)
 )
-ACTIVATION_QUANTISER = Int8ActPerTensorFloat
 BIAS_QUANTISER = Int32Bias
 
 
-class FixedGridActivation(Int8ActPerTensorFloat):
+class NarrowInt8Activation(Int8ActPerTensorFloat):
+    """Signed 8-bit on ``[-127, 127]``: the calibrated percentile of ``|x|`` is the grid's last level."""
+
+    narrow_range = True
+
+
+class FixedGridActivation(NarrowInt8Activation):
     """A signed, symmetric grid with a constant scale (``max_val / (2**(bit_width - 1) - 1)``)."""
 
     scaling_impl_type = ScalingImplType.CONST
     restrict_scaling_type = RestrictValueType.FP
-    narrow_range = True
+
+
+ACTIVATION_QUANTISER = NarrowInt8Activation
 
 
 def weight_quantiser(granularity: WeightGranularity) -> type:
