@@ -1,6 +1,7 @@
 """Generate (or complete) a synthetic event-camera dataset of canonical HDF5 recordings.
 
-Example: ``python scripts/make_synthetic.py --root data --train 10 --val 2``
+Example: ``python scripts/make_synthetic.py --root data --train 10 --val 2``; a stereo pair (a right camera
+0.1 m away, 41.8 px focal length): ``... --baseline-m 0.1 --focal-px 41.8``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import time
 
 from tinyflow.io.canonical import CanonicalRecording
-from tinyflow.synth import SynthConfig, ensure_synthetic_dataset
+from tinyflow.synth import StereoConfig, SynthConfig, ensure_synthetic_dataset
 from tinyflow.synth.config import CAMERA_MODES
 
 
@@ -31,6 +32,8 @@ def parse_args() -> argparse.Namespace:
         "--layers", type=int, default=defaults.num_foreground_layers, help="foreground layers"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-m", type=float, help="also render a right camera this far away (stereo)")
+    parser.add_argument("--focal-px", type=float, default=StereoConfig().focal_px, help="stereo focal length")
     return parser.parse_args()
 
 
@@ -45,8 +48,11 @@ def main() -> None:
         camera_mode=args.camera_mode,
         num_foreground_layers=args.layers,
     )
+    stereo = None if args.baseline_m is None else StereoConfig(args.baseline_m, args.focal_px)
     start = time.perf_counter()
-    splits = ensure_synthetic_dataset(args.root, config, {"train": args.train, "val": args.val}, args.seed)
+    splits = ensure_synthetic_dataset(
+        args.root, config, {"train": args.train, "val": args.val}, args.seed, stereo
+    )
     elapsed = time.perf_counter() - start
     for split, paths in splits.items():
         counts = [CanonicalRecording(path).num_events for path in paths]

@@ -62,6 +62,86 @@ def write_mvsec(
         left["depth_image_rect_ts"] = gt_ts
 
 
+MVSEC_FOCAL_PX, MVSEC_BASELINE_M = 226.38, 0.0881  # indoor_flying's rectified pair: f b = 19.94 px m
+MVSEC_DEPTH_DT_S = 0.05  # LIDAR depth maps at 20 Hz
+MVSEC_FILL_DEPTH_M = 2.5  # depth of every map the fixture does not write explicitly
+MVSEC_RECTIFY_SHIFT = {"left": (1.4, -0.6), "right": (-2.3, 0.4)}  # the fixture's rectification: a shift
+
+
+def write_mvsec_calibration(root: Path, scene: str) -> Path:
+    """``<scene>_calib/``: rectification maps (text, one row per pixel row) and the camchain yaml."""
+    folder = root / f"{scene}_calib"
+    folder.mkdir(parents=True, exist_ok=True)
+    ys, xs = np.mgrid[0 : MVSEC_SIZE[0], 0 : MVSEC_SIZE[1]].astype(np.float64)
+    for camera, (dx, dy) in MVSEC_RECTIFY_SHIFT.items():
+        np.savetxt(folder / f"{scene}_{camera}_x_map.txt", xs + dx, fmt="%.6f")
+        np.savetxt(folder / f"{scene}_{camera}_y_map.txt", ys + dy, fmt="%.6f")
+    f = MVSEC_FOCAL_PX
+    camchain = {
+        f"cam{i}": {
+            "camera_model": "pinhole",
+            "distortion_model": "equidistant",
+            "distortion_coeffs": [-0.048, 0.013, -0.021, 0.006],
+            "intrinsics": [226.4, 226.2, 173.6, 133.7],
+            "resolution": [MVSEC_SIZE[1], MVSEC_SIZE[0]],
+            "rectification_matrix": np.eye(3).tolist(),
+            "projection_matrix": [
+                [f, 0.0, 177.0, -f * MVSEC_BASELINE_M * i],
+                [0.0, f, 126.9, 0.0],
+                [0.0, 0.0, 1.0, 0.0],
+            ],
+        }
+        for i in (0, 1)
+    }
+    (folder / f"camchain-imucam-{scene}.yaml").write_text(yaml.safe_dump(camchain))
+    return folder
+
+
+def _lazy_maps(group: h5py.Group, key: str, shape: tuple[int, ...], dtype: type, fill: float) -> h5py.Dataset:
+    """A dataset of maps, one chunk each, whose unwritten maps read as ``fill`` and take no space."""
+    return group.create_dataset(key, shape=shape, dtype=dtype, chunks=(1, *shape[1:]), fillvalue=fill,
+                                compression="gzip")  # fmt: skip
+
+
+def write_mvsec_stereo(
+    root: Path, name: str, rng: np.random.Generator, num_depth_maps: int, depth_maps: dict[int, np.ndarray],
+    events_per_s: float = 300.0,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """A stereo MVSEC recording: both DAVIS event streams (the right one starts 5 ms earlier), grey frames,
+    and a GT file whose depth maps (raw and rectified) read ``MVSEC_FILL_DEPTH_M`` except ``depth_maps``.
+
+    Maps are chunked and unwritten ones are not stored, so a recording of ~1800 LIDAR maps stays small.
+    Returns the raw events of each camera (float64 [N, 4]) and the depth times (s).
+    """
+    height, width = MVSEC_SIZE
+    depth_ts = MVSEC_T0_S + 0.2 + MVSEC_DEPTH_DT_S * np.arange(num_depth_maps)
+    depth_ts += rng.uniform(-0.001, 0.001, num_depth_maps)
+    duration_s = depth_ts[-1] - MVSEC_T0_S + 0.05
+    raw = {}
+    for camera, start_s in (("left", 0.0), ("right", -0.005)):
+        n = int(events_per_s * duration_s)
+        t = MVSEC_T0_S + start_s + np.sort(rng.uniform(0, duration_s - start_s, n))
+        t[0] = MVSEC_T0_S + start_s
+        xy = [rng.integers(0, width, n), rng.integers(0, height, n)]
+        raw[camera] = np.stack([*xy, t, rng.choice([-1.0, 1.0], n)], axis=1).astype(np.float64)
+    root.mkdir(parents=True, exist_ok=True)
+    with h5py.File(root / f"{name}_data.hdf5", "w") as file:
+        for camera, events in raw.items():
+            file[f"davis/{camera}/events"] = events
+            _lazy_maps(file, f"davis/{camera}/image_raw", (10, height, width), np.uint8, 0)
+            file[f"davis/{camera}/image_raw_ts"] = MVSEC_T0_S + 0.01 + MVSEC_FRAME_DT_S * np.arange(10)
+    with h5py.File(root / f"{name}_gt.hdf5", "w") as file:
+        left = file.create_group("davis/left")
+        _lazy_maps(left, "flow_dist", (5, 2, height, width), np.float64, 0.0)
+        left["flow_dist_ts"] = MVSEC_T0_S + 0.2 + MVSEC_GT_DT_S * np.arange(5)
+        for key in ("depth_image_raw", "depth_image_rect"):
+            maps = _lazy_maps(left, key, (num_depth_maps, height, width), np.float32, MVSEC_FILL_DEPTH_M)
+            for k, depth in depth_maps.items():
+                maps[k] = depth
+            left[f"{key}_ts"] = depth_ts
+    return {**raw, "depth_ts": depth_ts}
+
+
 ECD_CAMERA = Camera(199.1, 198.8, 132.2, 110.7, (-0.368, 0.151, -0.0003, -0.0008, 0.0), "radtan")
 
 

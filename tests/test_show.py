@@ -9,6 +9,13 @@ from pathlib import Path
 
 from rerun.chunk import RrdReader
 
+from tinyflow.data.dataset import Windowing
+from tinyflow.io import open_recording
+from tinyflow.synth import StereoConfig, SynthConfig, ensure_synthetic_dataset
+from tinyflow.viz.blueprint import dataset_blueprint
+from tinyflow.viz.dataset import show_recordings
+from tinyflow.viz.sink import RerunSink
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = [
     "data.synth.height=32",
@@ -34,3 +41,19 @@ def test_show_saves_events_frames_gt_flow_and_depth(tmp_path) -> None:
         }
         assert expected | {f"/{recording}/event_rate"} <= paths
     assert RrdReader(saved).blueprints()
+
+
+def test_stereo_recordings_show_both_cameras_and_disparity(tmp_path) -> None:
+    """In process: a stereo recording's right events and disparity reach the .rrd, and its tab shows them."""
+    config = SynthConfig(height=32, width=32, duration_us=100_000)
+    path = ensure_synthetic_dataset(tmp_path, config, {"val": 1}, 0, StereoConfig())["val"][0]
+    recording = open_recording(path)
+    saved = tmp_path / "stereo.rrd"
+    blueprint = dataset_blueprint([recording.name], stereo=[recording.name])
+    stream = RerunSink(mode="save", save_path=saved).open("tinyflow-data", None, blueprint)
+    logged = show_recordings(stream, [recording], Windowing(mode="gt", flow_name="dt1"), max_windows=2)
+    stream.flush()
+    stream.disconnect()
+    assert logged == {"val_000": 2}
+    paths = {chunk.entity_path for chunk in RrdReader(saved).stream()}
+    assert {f"/val_000/{name}" for name in ("events", "right/events", "depth", "disparity")} <= paths

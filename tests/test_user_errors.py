@@ -117,6 +117,14 @@ CASES = {
         r"optimizer\.lr=-1 .*learning rate.*> 0",
     ),
     "metrics=all": (lambda tmp: [*TINY_TRAIN, "metrics=all"], r"metrics='all': expected default or full"),
+    "data.cameras=[right]": (
+        lambda tmp: [*TINY_TRAIN, "data.cameras=[right]"],
+        r"data\.cameras=\['right'\]: expected \[left\] or \[left, right\]",
+    ),
+    "stereo cameras on mono files": (
+        lambda tmp: [*h5dir(folder_of(tmp)), "data.cameras=[left,right]", "data.augmentation.p_flip_x=0"],
+        r"rec_0\.h5: no 'right' camera \(cameras: \['left'\]\)",
+    ),
     "unknown run id": (lambda tmp: [*TINY_TRAIN, "resume=nosuchrun"], r"no run 'nosuchrun'"),
     "task=depth on data without depth": (
         lambda tmp: [*TINY_TRAIN, "task=depth", "model=stereospike_mono"],

@@ -428,11 +428,10 @@ class CanonicalEvents(H5Recording):
         )
 
     def _read_events(self, start: int, stop: int) -> Events:
-        events = self._file[self._group]
-        return Events(*(events[key][start:stop] for key in ("x", "y", "t", "p")))
+        return Events(*(self._dataset(f"{self._group}/{key}")[start:stop] for key in ("x", "y", "t", "p")))
 
     def _read_t_us(self, start: int, stop: int) -> np.ndarray:
-        return self._file[f"{self._group}/t"][start:stop].astype(np.int64, copy=False)
+        return self._dataset(f"{self._group}/t")[start:stop].astype(np.int64, copy=False)
 
     def ms_to_idx(self) -> np.ndarray:
         if self._ms_table is None:

@@ -200,6 +200,8 @@ class H5Recording(Recording):
         self._num_events = 0
         self._handle: h5py.File | None = None
         self._handle_pid: int | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
+        self._datasets_of: h5py.File | None = None
 
     @property
     def num_events(self) -> int:
@@ -241,6 +243,17 @@ class H5Recording(Recording):
             self._handle_pid = os.getpid()
         return self._handle
 
+    def _dataset(self, key: str) -> h5py.Dataset:
+        """Dataset ``key`` of the file, opened once per handle: an open dataset keeps its decompressed chunks
+        (HDF5's chunk cache, ``_chunk_cache_bytes``) between reads, so nearby windows decompress nothing
+        again (reopening it per read costs a whole chunk's decompression each time)."""
+        file = self._file
+        if self._datasets_of is not file:
+            self._datasets, self._datasets_of = {}, file
+        if key not in self._datasets:
+            self._datasets[key] = file[key]
+        return self._datasets[key]
+
     @abc.abstractmethod
     def _read_events(self, start: int, stop: int) -> Events:
         """Events ``[start, stop)`` as stored (converted to x, y, t_us, p but not yet validated)."""
@@ -269,4 +282,4 @@ class H5Recording(Recording):
         self._handle = None
 
     def __getstate__(self) -> dict[str, object]:
-        return {**self.__dict__, "_handle": None, "_handle_pid": None}
+        return {**self.__dict__, "_handle": None, "_handle_pid": None, "_datasets": {}, "_datasets_of": None}

@@ -305,7 +305,7 @@ class MVSECEvents(H5Recording):
         return self._scan(file, event_keys(self.camera_name), read)
 
     def _read_events(self, start: int, stop: int) -> Events:
-        block = self._file[self._key][self._offset + start : self._offset + stop]
+        block = self._dataset(self._key)[self._offset + start : self._offset + stop]
         xy = block[:, :2]
         if np.any(xy != np.rint(xy)) or np.any(xy < 0):
             raise EventDataError(
@@ -322,7 +322,9 @@ class MVSECEvents(H5Recording):
         return remap_events(events.validate(SENSOR_SIZE, source=str(self.path)), self._rectify, SENSOR_SIZE)
 
     def _read_t_us(self, start: int, stop: int) -> np.ndarray:
-        return seconds_to_us(self._file[self._key][self._offset + start : self._offset + stop, 2], self._t0_s)
+        return seconds_to_us(
+            self._dataset(self._key)[self._offset + start : self._offset + stop, 2], self._t0_s
+        )
 
     def ms_to_idx(self) -> np.ndarray:
         """Built by the check at open, or on first use by one chunked pass when the check's verdict was cached."""

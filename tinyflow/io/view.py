@@ -7,6 +7,7 @@ import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
+from tinyflow.io.lazy import LazyMaps
 from tinyflow.io.recording import LEFT, Recording
 
 
@@ -195,10 +196,11 @@ class RecordingView(Recording):
         return self._crop_map(self.base.depth_map(int(self._depth_maps[k])))
 
     def depth(self) -> DepthGT | None:
+        """The view's depth maps, read one at a time on access (a protocol's span holds ~1000 of them)."""
         if self._depth_maps is None:
             return None
-        maps = np.array([self.depth_map(k) for k in range(len(self._depth_maps))], np.float32)
-        return DepthGT(maps.reshape(len(self._depth_maps), *self.sensor_size), self.depth_t_us())
+        maps = LazyMaps(self.depth_map, len(self._depth_maps), self.sensor_size, np.float32)
+        return DepthGT(maps, self.depth_t_us())
 
     @property
     def cameras(self) -> tuple[str, ...]:
