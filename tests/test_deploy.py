@@ -103,6 +103,17 @@ def test_stream_refuses_to_overwrite_and_other_sensor_sizes(recording: Path, dep
         stream(model, other)
 
 
+def test_stream_refuses_a_model_that_does_not_predict_flow(recording: Path, deployed, tmp_path) -> None:
+    _, model = deployed
+    depth = tmp_path / "depth"
+    depth.mkdir()
+    (depth / model.name).write_bytes(model.read_bytes())
+    manifest = json.loads((model.parent / "manifest.json").read_text())
+    (depth / "manifest.json").write_text(json.dumps({**manifest, "prediction": "depth"}))
+    with pytest.raises(DeployError, match=r"a 'depth' model: the stream runner runs flow models"):
+        stream(depth / model.name, recording)
+
+
 def test_windows_of_another_length_on_request(recording: Path, deployed) -> None:
     _, model = deployed
     assert stream(model, recording, duration_us=50_000).windows == 3

@@ -16,10 +16,12 @@ from hydra.utils import instantiate
 
 from tinyflow.app.build import build_task, build_trainer
 from tinyflow.app.checks import ConfigError, check_config
+from tinyflow.app.export import export_run
 from tinyflow.app.train import train
 from tinyflow.app.validate import validate
 from tinyflow.events.core import Events
 from tinyflow.events.groundtruth import DepthGT
+from tinyflow.export.runtime import OnnxStep
 from tinyflow.io import write_canonical
 from tinyflow.metrics.depth import DEPTH_METRICS
 from tinyflow.models import StereoSpike
@@ -93,6 +95,25 @@ def test_stereo_training_reports_depth_metrics_and_validate_reproduces_them(comp
     written = json.loads(output.read_text())
     for key, value in results["mean"].items():
         assert again["mean"][key] == pytest.approx(value, abs=1e-5) == written["mean"][key]
+
+    # ONNX export: the stateless network has no state tensors; the manifest's readout gives metres
+    exported = export_run(compose_config("export", ["runid=stereo", "export=onnx", "parity.windows=4"]), [])
+    manifest = exported.manifest
+    assert manifest["prediction"] == "depth" and manifest["state"]["tensors"] == []
+    assert exported.report.max_abs_diff < 1e-4
+    task = build_task(compose_config("train", ["task=depth", "data=synthetic_stereo"]))
+    task.load_state_dict(
+        torch.load(tmp_path / "runs" / "stereo" / "checkpoints" / "last.ckpt", weights_only=True)[
+            "state_dict"
+        ]
+    )
+    mean = float(task.constant_depth_m)
+    assert manifest["readout"] == f"depth_m = (output + {mean:.6g})"
+    x = torch.rand(1, 10, 32, 32)  # the validation windows of the tiny test data
+    with torch.no_grad():
+        expected = task.to_metres(task.network.network(x, None)[0])
+    onnx_out = OnnxStep(exported.model)(x.numpy())
+    assert np.allclose(onnx_out[:, 0] + mean, expected.numpy(), atol=1e-4)
 
     # the same run on MVSEC's layout (both DAVIS cameras, 346 x 260: padded by the network), its own split
     folder = tmp_path / "mvsec" / "indoor_flying"

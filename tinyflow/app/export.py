@@ -92,6 +92,7 @@ def export_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Expor
         folder,
         parity,
         overwrite=bool(cfg.get("overwrite")),
+        readout=task.readout(),
     )
     print_report(result, f"{export_format.name} export of run {run.run_id} vs PyTorch")
     print_summary(

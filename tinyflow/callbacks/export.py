@@ -80,6 +80,7 @@ class ExportCallback(L.Callback):
             self.target,
             self.parity,
             overwrite=self.overwrite,
+            readout=pl_module.readout(),
         )
         title = f"{self.export.name} export after step {trainer.global_step} vs PyTorch"
         Console().print(self.result.report.table(title))

@@ -50,6 +50,11 @@ class StreamSpec:
                 f"{path}: format {manifest.get('format')!r}: the stream runner runs {' and '.join(ONNX_FORMATS)} "
                 f"exports (ONNX Runtime)"
             )
+        if manifest.get("prediction", "flow") != "flow":
+            raise DeployError(
+                f"{path}: a {manifest.get('prediction')!r} model: the stream runner runs flow models (one camera, "
+                f"flow out); run this export with ONNX Runtime as its manifest describes (inputs, state, readout)"
+            )
         try:
             window = manifest["window"]
             return cls(

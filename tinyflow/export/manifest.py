@@ -90,8 +90,10 @@ def build_manifest(
     inputs: InputSpec,
     source: Source,
     weights_sha256: str,
+    readout: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest of an export (``exported``: a :class:`~tinyflow.export.formats.Exported`)."""
+    """The manifest of an export (``exported``: a :class:`~tinyflow.export.formats.Exported`); ``readout``: the
+    formula from the model's output to the prediction, where the output is not the prediction itself."""
     prediction = network.prediction.output_key
     window = asdict(inputs)
     window["sensor_size"] = list(inputs.sensor_size)
@@ -117,6 +119,7 @@ def build_manifest(
             if prediction == "flow"
             else None
         ),
+        "readout": readout or "the output is the prediction",
         **exported.details,
         "source": asdict(source),
         "versions": _versions(),

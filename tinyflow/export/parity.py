@@ -203,7 +203,7 @@ class ParityReport:
 
 
 def _unit(prediction: str) -> str:
-    return "px per window" if prediction == "flow" else "output units"
+    return {"flow": "px per window", "depth": "m"}.get(prediction, "output units")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ def export_network(
     folder: Path,
     parity: ParityCheck,
     overwrite: bool = False,
+    readout: str | None = None,
 ) -> ExportResult:
     """Export ``network`` (a pure network, left unchanged: a CPU copy is exported) into ``folder``.
 
@@ -50,6 +51,8 @@ def export_network(
         inputs: the input encoding and windowing, for the manifest.
         source: the run and checkpoint, for the manifest.
         folder: the export's folder (``<run>/export/<format>``); refused if it exists, unless ``overwrite``.
+        readout: how the model's output becomes the prediction (the task's
+            :meth:`~tinyflow.tasks.recurrent.RecurrentTask.readout`), for the manifest.
 
     Raises:
         ExportError: the folder exists, the format cannot represent the network, or its input size does not fit.
@@ -76,6 +79,7 @@ def export_network(
             inputs=inputs,
             source=source,
             weights_sha256=weights_sha256(network),
+            readout=readout,
         )
         write_json(temporary / MANIFEST_NAME, manifest)
         write_json(temporary / PARITY_NAME, report.to_dict())

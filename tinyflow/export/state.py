@@ -6,7 +6,8 @@ layer: ``None`` (a stateless layer), a tensor (a ConvGRU's hidden state) or a tu
 layer's ``(v, z)`` or ``(v, z, trace)``, a ConvLSTM's ``(h, c)``). :class:`StateLayout` records that
 structure once, from one step of the network on zeros, and names every tensor ``state.<layer>.<index>``
 (its index in the layer's tuple); the step's new state is ``new_state.<layer>.<index>``. The initial state
-is all zeros, which is what every tinyflow layer means by ``state=None``.
+is all zeros, which is what every tinyflow layer means by ``state=None``. A stateless network (one that
+returns ``None`` as its state, e.g. StereoSpike, every window from rest) has no state tensors.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class StateLayout:
         with torch.no_grad():
             _, state = network(x, None)
         layers = tuple(network.layer_names)
+        if state is None:  # a stateless network
+            state = [None] * len(layers)
         structure: list[int] = []
         entries: list[StateEntry] = []
         modules = dict(network.layers.items())
@@ -88,8 +91,10 @@ class StateLayout:
     def output_names(self) -> list[str]:
         return [entry.output_name for entry in self.entries]
 
-    def flatten(self, state: NetworkState) -> list[Tensor]:
-        """The state's tensors in :attr:`entries` order."""
+    def flatten(self, state: NetworkState | None) -> list[Tensor]:
+        """The state's tensors in :attr:`entries` order (none for a stateless network's ``None``)."""
+        if state is None:
+            return []
         return [t for layer, s in zip(self.layers, state, strict=True) for t in _tensors(layer, s)]
 
     def unflatten(self, tensors: Sequence[Tensor]) -> NetworkState:

@@ -88,6 +88,17 @@ class DepthTask(RecurrentTask):
         mean = self.loss.representation.from_metres(self.constant_depth_m.to(scales[0].dtype))
         return [scale + mean for scale in scales]
 
+    def readout(self) -> str:
+        """The formula from the network's ``depth`` output to depth in metres, with this run's numbers."""
+        representation = self.loss.representation
+        value = "output"
+        if self.relative_to_mean:
+            mean = float(representation.from_metres(self.constant_depth_m.float()))
+            value = f"(output + {mean:.6g})"
+        if representation.learned_metric == "metric":
+            return f"depth_m = {value}"
+        return f"depth_m = {representation.max_depth_m:g} * exp({representation.log_alpha:g} * ({value} - 1))"
+
     def to_metres(self, output: dict[str, Any]) -> Tensor:
         """The predicted depth in metres [B, H, W] (the finest scale), detached."""
         return self.loss.representation.to_metres(self.predictions(output)[-1].detach())

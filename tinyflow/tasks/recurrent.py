@@ -179,6 +179,11 @@ class RecurrentTask(L.LightningModule, abc.ABC):
         """Per-window evaluation of the last training window for observers (default: none)."""
         return {}
 
+    def readout(self) -> str | None:
+        """How the network's output becomes the prediction outside the task (an exported model's manifest);
+        None where the output is the prediction."""
+        return None
+
     # Lightning hooks.
 
     def setup(self, stage: str) -> None:
