@@ -14,22 +14,41 @@ EVENT_LIST_COLUMNS = ("x", "y", "t_norm", "p_sign")
 
 ENCODINGS = ("counts", "voxel")
 COUNT_LIMIT = 1 << 24  # float32 counts are exact integers below 2**24
+_SIGNS = np.array([-1.0, 1.0], np.float32)  # polarity sign by p
 
 
-def _linear_row(events: Events, width: int) -> np.ndarray:
-    """intp [N] flat index of each event's row start, ``y * width``."""
-    row = events.y.astype(np.intp)
-    row *= width
-    return row
+class _Scratch:
+    """Named work arrays, kept from call to call and grown when a window is longer (a stream's encoder
+    allocates nothing per window; a fresh instance allocates as plain numpy does)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, size: int, dtype: type) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None or len(array) < size:
+            array = self._arrays[name] = np.empty(size, dtype)
+        return array[:size]
 
 
-def _add_counts(grid: np.ndarray, events: Events, sensor_size: tuple[int, int]) -> list[np.ndarray] | None:
+def _pixel_index(events: Events, width: int, scratch: _Scratch) -> np.ndarray:
+    """intp [N] flat pixel index ``y * width + x`` (in scratch ``"index"``)."""
+    index = scratch("index", len(events), np.intp)
+    np.multiply(events.y, width, out=index, dtype=np.intp)
+    index += events.x
+    return index
+
+
+def _add_counts(
+    grid: np.ndarray, events: Events, sensor_size: tuple[int, int], scratch: _Scratch
+) -> list[np.ndarray] | None:
     """Add the per-pixel counts of ``events`` to the flat float32 [2 * H * W] ``grid`` (ON events in channel 0,
     OFF in channel 1); return the flat indices written (None: all of them)."""
     height, width = sensor_size
-    index = np.array([height * width, 0], np.intp).take(events.p)  # the channel's offset
-    index += events.x
-    index += _linear_row(events, width)
+    index = _pixel_index(events, width, scratch)
+    offset = scratch("offset", len(events), np.intp)  # the channel: OFF events one plane on
+    np.take(np.array([height * width, 0], np.intp), events.p, out=offset, mode="clip")
+    index += offset
     if len(index) >= COUNT_LIMIT:  # a pixel could pass 2**24: count in integers, round once
         grid += np.bincount(index, minlength=grid.size).astype(np.float32)
         return None
@@ -41,7 +60,7 @@ def event_counts(events: Events, sensor_size: tuple[int, int]) -> np.ndarray:
     """Per-pixel event counts, float32 [2, H, W]: channel 0 = ON events, channel 1 = OFF events."""
     height, width = sensor_size
     counts = np.zeros(2 * height * width, np.float32)
-    _add_counts(counts, events, sensor_size)
+    _add_counts(counts, events, sensor_size, _Scratch())
     return counts.reshape(2, height, width)
 
 
@@ -63,37 +82,47 @@ def _add_voxels(
     num_bins: int,
     t_start_us: int,
     t_end_us: int,
+    scratch: _Scratch,
 ) -> list[np.ndarray]:
     """Add the voxel grid of ``events`` to the flat float32 ``grid`` of ``num_bins + 1`` planes of H * W (the
     last one a spill plane, discarded: it takes the upper neighbours beyond the last bin); return the flat
     indices written. Float32 accumulation in a fixed order (np.add.at is unbuffered and sequential): every
-    event's lower temporal neighbour, then every event's upper one."""
-    if len(events) == 0:
+    event's lower temporal neighbour, then every event's upper one. The arithmetic is
+    :func:`normalised_time`'s and the bilinear weights', step for step, in the work arrays of ``scratch``."""
+    n = len(events)
+    if n == 0:
         return []
     height, width = sensor_size
     plane = height * width
-    b = normalised_time(events, t_start_us, t_end_us)
+    b = scratch("b", n, np.float64)  # bin coordinate, then its fraction
+    span = t_end_us - t_start_us
+    if span <= 0:
+        b.fill(0.0)
+    else:
+        offset = scratch("lower", n, np.int64)
+        np.subtract(events.t_us, t_start_us, out=offset)
+        np.copyto(b, offset, casting="same_kind")
+        b /= span
     b *= num_bins - 1
     # Truncation equals floor wherever the clip leaves it (b >= 0); below 0 both clip to bin 0.
-    lower = b.astype(np.int64)
+    lower = scratch("lower", n, np.int64)
+    np.copyto(lower, b, casting="unsafe")
     np.maximum(lower, 0, out=lower)
     np.minimum(lower, num_bins - 1, out=lower)
-    frac = b
-    frac -= lower
-    lower_index = lower
-    lower_index *= plane
-    lower_index += events.x
-    lower_index += _linear_row(events, width)
-    upper_index = lower_index + plane
+    b -= lower
+    lower *= plane
+    lower += _pixel_index(events, width, scratch)
+    upper = np.add(lower, plane, out=scratch("upper", n, np.int64))
     # Weights sign * (1 - frac) and sign * frac: rounded to float32, then times the sign (exact).
-    sign = events.polarity_sign
-    lower_weight = (1.0 - frac).astype(np.float32)
+    sign = np.take(_SIGNS, events.p, out=scratch("sign", n, np.float32), mode="clip")
+    lower_weight = np.subtract(1.0, b, out=scratch("lower_weight", n, np.float32), casting="same_kind")
     lower_weight *= sign
-    upper_weight = frac.astype(np.float32)
+    upper_weight = scratch("upper_weight", n, np.float32)
+    np.copyto(upper_weight, b, casting="same_kind")
     upper_weight *= sign
-    np.add.at(grid, lower_index, lower_weight)
-    np.add.at(grid, upper_index, upper_weight)
-    return [lower_index, upper_index]
+    np.add.at(grid, lower, lower_weight)
+    np.add.at(grid, upper, upper_weight)
+    return [lower, upper]
 
 
 def _check_num_bins(num_bins: int) -> None:
@@ -112,7 +141,7 @@ def voxel_grid(
     _check_num_bins(num_bins)
     height, width = sensor_size
     grid = np.zeros((num_bins + 1) * height * width, np.float32)
-    _add_voxels(grid, events, sensor_size, num_bins, t_start_us, t_end_us)
+    _add_voxels(grid, events, sensor_size, num_bins, t_start_us, t_end_us, _Scratch())
     return grid[: num_bins * height * width].reshape(num_bins, height, width)
 
 
@@ -170,7 +199,8 @@ class WindowEncoder:
         self._shape = (channels, *self.sensor_size)
         spill = 0 if encoding == "counts" else 1  # the voxel grid's spill plane
         self._grid = np.zeros((channels + spill) * self.sensor_size[0] * self.sensor_size[1], np.float32)
-        self._written: list[np.ndarray] | None = []
+        self._written: list[np.ndarray] | None = []  # views into _scratch, valid until the next call
+        self._scratch = _Scratch()
 
     def _clear(self) -> None:
         written = self._written
@@ -184,10 +214,10 @@ class WindowEncoder:
         """The encoding of one window, float32 [C, H, W] (read-only; valid until the next call)."""
         self._clear()
         if self.encoding == "counts":
-            self._written = _add_counts(self._grid, events, self.sensor_size)
+            self._written = _add_counts(self._grid, events, self.sensor_size, self._scratch)
         else:
             self._written = _add_voxels(
-                self._grid, events, self.sensor_size, self.num_bins, t_start_us, t_end_us
+                self._grid, events, self.sensor_size, self.num_bins, t_start_us, t_end_us, self._scratch
             )
         out = self._grid[: int(np.prod(self._shape))].reshape(self._shape)
         out.flags.writeable = False

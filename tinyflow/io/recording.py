@@ -179,11 +179,11 @@ class Recording(abc.ABC):
         Uses the millisecond index to bracket each query, then reads only the brackets, nearby brackets
         together (one span of at most ``TIMESTAMP_SPAN`` events, unless one bracket is longer).
         """
-        queries = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
-        n = self.num_events
+        shaped = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
+        queries, n = shaped.ravel(), self.num_events
         out = np.zeros(queries.shape, dtype=np.int64)
         if n == 0:
-            return out
+            return out.reshape(shaped.shape)
         table = self.ms_to_idx().astype(np.int64)
         ms = queries // 1000
         beyond = (ms >= len(table)) & (queries > 0)
@@ -208,22 +208,22 @@ class Recording(abc.ABC):
             group = members[group_start:group_stop]
             out[group] = first + np.searchsorted(span, queries[group], side="left")
             group_start = group_stop
-        return out
+        return out.reshape(shaped.shape)
 
     def window_events(self, bounds: np.ndarray, span: int = READ_SPAN) -> Iterator[Events]:
         """The events of each ``[start, stop)`` pair of ``bounds`` (int [W, 2]), in order: each equal to
         ``events(start, stop)``, read together with nearby windows (one read of at most ``span`` events,
         unless one window is longer), as views into that read."""
-        bounds = window_bounds(bounds, self.num_events, self.path)
+        pairs = window_bounds(bounds, self.num_events, self.path).tolist()
         i = 0
-        while i < len(bounds):
-            first = int(bounds[i, 0])
-            j, last = i + 1, int(bounds[i, 1])
-            while j < len(bounds) and first <= bounds[j, 0] and max(last, bounds[j, 1]) - first <= span:
-                last = max(last, int(bounds[j, 1]))
+        while i < len(pairs):
+            first, last = pairs[i]
+            j = i + 1
+            while j < len(pairs) and first <= pairs[j][0] and max(last, pairs[j][1]) - first <= span:
+                last = max(last, pairs[j][1])
                 j += 1
             block = self.events(first, last) if j > i + 1 else None
-            for start, stop in bounds[i:j].tolist():
+            for start, stop in pairs[i:j]:
                 yield self.events(start, stop) if block is None else block[start - first : stop - first]
             i = j
 
