@@ -19,11 +19,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from tinyflow.events.encodings import encode
 from tinyflow.events.windows import Window, windows_by_count, windows_by_duration, windows_from_gt
 from tinyflow.export.manifest import MANIFEST_NAME
 from tinyflow.export.runtime import OnnxStep
 from tinyflow.io import open_recording
+from tinyflow.io.encoded import encoded_windows
 from tinyflow.io.recording import Recording
 
 ONNX_FORMATS = ("onnx", "onnx_int8")
@@ -249,9 +249,7 @@ def stream(
 def _encoded(
     recording: Recording, windows: list[Window], spec: StreamSpec
 ) -> Iterator[tuple[Window, np.ndarray]]:
-    for window in windows:
-        events = recording.events(window.start, window.stop)
-        x = encode(events, spec.sensor_size, spec.encoding, spec.num_bins, window.t_start_us, window.t_end_us)
+    for window, x in encoded_windows(recording, windows, spec.encoding, spec.num_bins):
         yield window, x[None]
 
 

@@ -94,8 +94,8 @@ class Events:
                 raise EventDataError(f"{where}events key '{key}' must have an integer dtype, got {arr.dtype}")
         if n == 0:
             return self
-        if np.any(np.diff(self.t_us) < 0):
-            i = int(np.argmax(np.diff(self.t_us) < 0))
+        if np.any(self.t_us[1:] < self.t_us[:-1]):
+            i = int(np.argmax(self.t_us[1:] < self.t_us[:-1]))
             raise EventDataError(
                 f"{where}events key 't' must be non-decreasing; t[{i + 1}]={self.t_us[i + 1]} < t[{i}]={self.t_us[i]}"
             )

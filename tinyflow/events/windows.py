@@ -76,11 +76,10 @@ def windows_by_count(recording: TimeIndexed, events_per_window: int) -> list[Win
     bounds = count_window_bounds(recording.num_events, events_per_window)
     if len(bounds) == 0:
         return []
-    t_first = recording.timestamps_at(bounds[:, 0])
-    t_last = recording.timestamps_at(bounds[:, 1] - 1)
+    t_first, t_last = recording.timestamps_at(np.concatenate([bounds[:, 0], bounds[:, 1] - 1])).reshape(2, -1)
     return [
-        Window(int(a), int(b), int(t0), int(t1))
-        for (a, b), t0, t1 in zip(bounds, t_first, t_last, strict=True)
+        Window(a, b, t0, t1)
+        for (a, b), t0, t1 in zip(bounds.tolist(), t_first.tolist(), t_last.tolist(), strict=True)
     ]
 
 
@@ -98,10 +97,8 @@ def windows_by_duration(
     if len(edges) == 0:
         return []
     edges = np.append(edges, edges[-1] + duration_us)
-    idx = recording.index_at_time(edges)
-    return [
-        Window(int(idx[i]), int(idx[i + 1]), int(edges[i]), int(edges[i + 1])) for i in range(len(edges) - 1)
-    ]
+    idx, edges = recording.index_at_time(edges).tolist(), edges.tolist()
+    return [Window(idx[i], idx[i + 1], edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
 
 
 def windows_from_gt(recording: TimeIndexed, flow_name: str = "dt1") -> list[Window]:

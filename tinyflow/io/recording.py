@@ -12,7 +12,7 @@ are in :meth:`Recording.calib`: ``baseline_m`` (metres) and ``focal_px`` (pixels
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,9 @@ import numpy as np
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, DisparityGT, FlowGT, Frames
 
-TIMESTAMP_SPAN = 1 << 20  # events read at once by timestamps_at (8 MiB of int64)
+TIMESTAMP_SPAN = 1 << 20  # events read at once by timestamps_at and index_at_time (8 MiB of int64)
+TIMESTAMP_GAP = 1 << 13  # indices further apart are read separately (a read costs about this many events)
+READ_SPAN = 1 << 17  # events read at once by window_events (1.6 MiB of x, y, t, p: fits the caches)
 LEFT, RIGHT = "left", "right"
 CAMERAS = (LEFT, RIGHT)  # the cameras a recording may hold, in input order (the left camera first)
 
@@ -151,44 +153,79 @@ class Recording(abc.ABC):
         return int(self._read_t_us(n - 1, n)[0]) if n else 0
 
     def timestamps_at(self, indices: np.ndarray) -> np.ndarray:
-        """Timestamps (int64 µs) of the events at ``indices``, reading one span per group of nearby indices."""
+        """Timestamps (int64 µs) of the events at ``indices``: one read per group of nearby indices (at most
+        ``TIMESTAMP_GAP`` events apart, spanning at most ``TIMESTAMP_SPAN``)."""
         indices = np.atleast_1d(np.asarray(indices, dtype=np.int64))
         order = np.argsort(indices, kind="stable")
+        ordered = indices[order]
         out = np.empty(len(indices), np.int64)
+        gaps = np.flatnonzero(np.diff(ordered) > TIMESTAMP_GAP) + 1  # where a new group must start
         group_start = 0
         while group_start < len(order):
-            first = indices[order[group_start]]
-            group_stop = int(np.searchsorted(indices[order], first + TIMESTAMP_SPAN, side="left"))
-            members = order[group_start:group_stop]
-            span = self._read_t_us(int(first), int(indices[members[-1]]) + 1)
-            out[members] = span[indices[members] - first]
+            first = int(ordered[group_start])
+            next_gap = int(np.searchsorted(gaps, group_start, side="right"))
+            group_stop = min(
+                int(np.searchsorted(ordered, first + TIMESTAMP_SPAN, side="left")),
+                int(gaps[next_gap]) if next_gap < len(gaps) else len(order),
+            )
+            span = self._read_t_us(first, int(ordered[group_stop - 1]) + 1)
+            out[order[group_start:group_stop]] = span[ordered[group_start:group_stop] - first]
             group_start = group_stop
         return out
 
     def index_at_time(self, t_us: np.ndarray | int) -> np.ndarray:
         """Index of the first event with timestamp >= ``t_us`` (vectorised over ``t_us``).
 
-        Uses the millisecond index to bracket each query, then reads only that bracket.
+        Uses the millisecond index to bracket each query, then reads only the brackets, nearby brackets
+        together (one span of at most ``TIMESTAMP_SPAN`` events, unless one bracket is longer).
         """
-        queries = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
+        shaped = np.atleast_1d(np.asarray(t_us, dtype=np.int64))
+        queries, n = shaped.ravel(), self.num_events
+        out = np.zeros(queries.shape, dtype=np.int64)
+        if n == 0:
+            return out.reshape(shaped.shape)
         table = self.ms_to_idx().astype(np.int64)
-        n = self.num_events
-        out = np.empty(queries.shape, dtype=np.int64)
-        for i, q in enumerate(queries):
-            ms = q // 1000
-            if q <= 0 or n == 0:
-                out[i] = 0
-                continue
-            if ms >= len(table):
-                out[i] = n
-                continue
-            lo = int(table[ms])
-            hi = int(table[ms + 1]) if ms + 1 < len(table) else n
-            if q % 1000 == 0 or hi <= lo:
-                out[i] = lo
-                continue
-            out[i] = lo + int(np.searchsorted(self._read_t_us(lo, hi), q, side="left"))
-        return out
+        ms = queries // 1000
+        beyond = (ms >= len(table)) & (queries > 0)
+        out[beyond] = n
+        inside = np.flatnonzero((queries > 0) & ~beyond)
+        lo = table[ms[inside]]
+        nxt = ms[inside] + 1
+        hi = np.where(nxt < len(table), table[np.minimum(nxt, len(table) - 1)], n)
+        out[inside] = lo
+        search = (queries[inside] % 1000 != 0) & (hi > lo)
+        members, lo, hi = inside[search], lo[search], hi[search]
+        order = np.argsort(lo, kind="stable")
+        members, lo, hi = members[order], lo[order], hi[order]
+        reach = np.maximum.accumulate(hi) if len(hi) else hi
+        group_start = 0
+        while group_start < len(members):
+            first = lo[group_start]
+            group_stop = max(
+                group_start + 1, int(np.searchsorted(reach, first + TIMESTAMP_SPAN, side="right"))
+            )
+            span = self._read_t_us(int(first), int(reach[group_stop - 1]))
+            group = members[group_start:group_stop]
+            out[group] = first + np.searchsorted(span, queries[group], side="left")
+            group_start = group_stop
+        return out.reshape(shaped.shape)
+
+    def window_events(self, bounds: np.ndarray, span: int = READ_SPAN) -> Iterator[Events]:
+        """The events of each ``[start, stop)`` pair of ``bounds`` (int [W, 2]), in order: each equal to
+        ``events(start, stop)``, read together with nearby windows (one read of at most ``span`` events,
+        unless one window is longer), as views into that read."""
+        pairs = window_bounds(bounds, self.num_events, self.path).tolist()
+        i = 0
+        while i < len(pairs):
+            first, last = pairs[i]
+            j = i + 1
+            while j < len(pairs) and first <= pairs[j][0] and max(last, pairs[j][1]) - first <= span:
+                last = max(last, pairs[j][1])
+                j += 1
+            block = self.events(first, last) if j > i + 1 else None
+            for start, stop in pairs[i:j]:
+                yield self.events(start, stop) if block is None else block[start - first : stop - first]
+            i = j
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -199,6 +236,16 @@ class Recording(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def window_bounds(bounds: np.ndarray, num_events: int, path: Path) -> np.ndarray:
+    """``bounds`` as int64 [W, 2] ``[start, stop)`` pairs, checked to lie in ``[0, num_events]``."""
+    bounds = np.asarray(bounds, np.int64).reshape(-1, 2)
+    bad = (bounds[:, 0] < 0) | (bounds[:, 0] > bounds[:, 1]) | (bounds[:, 1] > num_events)
+    if bad.any():
+        start, stop = bounds[np.argmax(bad)].tolist()
+        raise IndexError(f"{path}: event range [{start}, {stop}) is outside [0, {num_events})")
+    return bounds
 
 
 def seconds_to_us(seconds: np.ndarray | float, t0_s: float) -> np.ndarray:

@@ -3,13 +3,15 @@ its GT, a selection of its depth maps."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from tinyflow.events.core import EventDataError, Events
 from tinyflow.events.groundtruth import DepthGT, FlowGT, Frames
 from tinyflow.events.transforms import WindowSample, downsample
 from tinyflow.io.lazy import LazyMaps
-from tinyflow.io.recording import LEFT, QueryIntervals, Recording
+from tinyflow.io.recording import LEFT, READ_SPAN, QueryIntervals, Recording, window_bounds
 
 
 def centre_crop(sensor_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -135,12 +137,19 @@ class RecordingView(Recording):
         keep = (x >= 0) & (x < width) & (y >= 0) & (y < height)
         return Events(x[keep].astype(np.uint16), y[keep].astype(np.uint16), events.t_us[keep], events.p[keep])
 
+    def _seen(self, events: Events) -> Events:
+        """Base events as the view sees them: times since the slice's start, cropped and downscaled."""
+        return self._crop_events(Events(events.x, events.y, events.t_us - self._begin_us, events.p))
+
     def events(self, start: int, stop: int) -> Events:
         if not 0 <= start <= stop <= self.num_events:
             raise IndexError(f"{self.path}: event range [{start}, {stop}) is outside [0, {self.num_events})")
-        events = self.base.events(self._start + start, self._start + stop)
-        shifted = Events(events.x, events.y, events.t_us - self._begin_us, events.p)
-        return self._crop_events(shifted)
+        return self._seen(self.base.events(self._start + start, self._start + stop))
+
+    def window_events(self, bounds: np.ndarray, span: int = READ_SPAN) -> Iterator[Events]:
+        bounds = window_bounds(bounds, self.num_events, self.path)
+        for events in self.base.window_events(bounds + self._start, span):
+            yield self._seen(events)
 
     def _read_t_us(self, start: int, stop: int) -> np.ndarray:
         return self.base._read_t_us(self._start + start, self._start + stop) - self._begin_us
