@@ -7,10 +7,11 @@ Time is counted in passes over the accumulation window of P passes: an event of 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from torch.autograd.function import FunctionCtx
 
 from tinyflow.cmax.backend import Backend, resolve_backend, triton_ops
 from tinyflow.cmax.bilinear import sample_bilinear
@@ -89,9 +90,8 @@ def warp_to_references(
     """
     _check_warp_inputs(start, t_norm, pass_index, own_flow, flow_maps, references)
     if mode == "linear":
-        tau = (pass_index.to(start.dtype) + t_norm).unsqueeze(-1)
-        x, y = warp_linear(start[..., 0:1], start[..., 1:2], tau, own_flow.unsqueeze(2), references)
-        return torch.stack((x, y), dim=-1)
+        steps = references - (pass_index.to(start.dtype) + t_norm).unsqueeze(-1)  # [B, M, R]
+        return _LinearWarp.apply(start, own_flow, steps)
     if mode != "iterative":
         raise ValueError(f"mode: expected one of {', '.join(WARP_MODES)}; got {mode!r}")
     num_passes = flow_maps.shape[1]
@@ -151,6 +151,32 @@ def warp_iterative_torch(
     backward.reverse()
     positions = torch.stack([torch.cat(parts, dim=1) for parts in zip(forward, backward, strict=True)], dim=2)
     return positions.index_select(1, torch.argsort(order))
+
+
+class _LinearWarp(torch.autograd.Function):
+    """:func:`warp_linear` to R references at once, [B, M, R, 2] from start [B, M, 2], own flow [B, M, 2]
+    and steps [B, M, R] (``t_ref - tau``), one reference at a time in both directions."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, start: Tensor, own_flow: Tensor, steps: Tensor) -> Tensor:
+        ctx.save_for_backward(own_flow, steps)
+        batch, num_events, num_references = steps.shape
+        positions = start.new_empty(batch, num_events, num_references, 2)
+        for reference in range(num_references):  # a broadcasting addcmul is several times slower
+            torch.addcmul(start, steps[..., reference, None], own_flow, out=positions[:, :, reference])
+        return positions
+
+    @staticmethod
+    def backward(ctx: Any, grad_positions: Tensor) -> tuple[Tensor | None, ...]:
+        own_flow, steps = ctx.saved_tensors
+        grad_start, grad_flow = torch.zeros_like(own_flow), torch.zeros_like(own_flow)
+        for reference in range(steps.shape[-1]):
+            grad = grad_positions[:, :, reference]
+            grad_start += grad
+            grad_flow.addcmul_(grad, steps[..., reference, None])
+        need_start, need_flow, need_steps = ctx.needs_input_grad
+        grad_steps = (grad_positions * own_flow.unsqueeze(2)).sum(-1) if need_steps else None
+        return grad_start if need_start else None, grad_flow if need_flow else None, grad_steps
 
 
 def _check_warp_inputs(
