@@ -87,5 +87,6 @@ def _all_valid(events: Tensor, mask: Tensor, sensor_size: tuple[int, int]) -> bo
     lowest, highest = torch.aminmax((events + events.new_tensor([0.0, 0.0, 0.0, 1.0])).div_(divisor))
     if not (float(lowest) >= 0 and float(highest) <= 1):  # False for NaN too
         return False
-    fractions = (events - events.floor()).mul_(events.new_tensor([1.0, 1.0, 0.0, 1.0]))
+    fractions = torch.frac(events)
+    fractions[..., 2] = 0  # t_norm may be fractional
     return not bool(fractions.any()) and not bool((events[..., 3] == 0).any())

@@ -53,7 +53,7 @@ class _Smoothness(torch.autograd.Function):
         slopes = []
         for first, second in NEIGHBOUR_PAIRS:
             difference = flow_maps[first] - flow_maps[second]
-            squared = torch.addcmul(difference.new_tensor(eps**2), difference, difference)
+            squared = (difference * difference).add_(eps**2)
             if alpha == 0.5:  # sqrt(d^2 + eps^2), slope d / sqrt(d^2 + eps^2)
                 penalty = squared.sqrt_()
                 slopes.append(difference.div_(penalty))
