@@ -331,15 +331,17 @@ class CMaxLoss:
         # one reference at a time: elementwise ops over [B, M] (broadcasting over a short last dimension
         # U is several times slower)
         stacked = positions.new_empty(batch, num_events, num_references, num_weights)
-        channel = torch.empty(batch, num_events, num_references, dtype=torch.int32, device=positions.device)
-        kept, is_off = kept.to(dtype), (window.p_sign < 0).int()
+        small = 2 * scale.num_slots <= torch.iinfo(torch.int16).max  # channels of the splat
+        channel_dtype = torch.int16 if small else torch.int32
+        channel = torch.empty(batch, num_events, num_references, dtype=channel_dtype, device=positions.device)
+        kept, is_off = kept.to(dtype), (window.p_sign < 0).to(channel_dtype)
         tau, normaliser = window.tau, scale.normaliser.to(dtype)[window.pass_index]
         for reference in range(num_references):
             counts = torch.mul(kept, imaged[:, reference].to(dtype), out=stacked[:, :, reference, 0])
             if num_weights == 2:  # timestamp weight 1 - |t_ref - tau| / D
                 weight = (tau - references[reference]).abs_().div_(normaliser).neg_().add_(1)
                 torch.mul(weight, counts, out=stacked[:, :, reference, 1])
-            torch.add(is_off, 2 * column_slots[:, reference].int(), out=channel[:, :, reference])
+            torch.add(is_off, 2 * column_slots[:, reference].to(channel_dtype), out=channel[:, :, reference])
         points, channel, stacked = positions.flatten(1, 2), channel.flatten(1), stacked.flatten(1, 2)
         if not bool(imaged.all()):  # keep the (event, reference) pairs imaged at this scale
             pairs = imaged.flatten().nonzero().squeeze(1)

@@ -83,7 +83,7 @@ def _chunks(points: Tensor, channel: Tensor, num_channels: int, sensor_size: tup
         for begin in range(0, num_points, CHUNK_POINTS):
             chunk = slice(begin, begin + CHUNK_POINTS)
             pixel, fraction_x, fraction_y = padded_corners(points[element, chunk], sensor_size)
-            image = channel[element, chunk] + element * num_channels
+            image = channel[element, chunk].long() + element * num_channels
             yield element, chunk, pixel.add_(image * (padded_height * padded_width)), fraction_x, fraction_y
 
 
