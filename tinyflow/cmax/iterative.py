@@ -18,15 +18,13 @@ from torch.autograd.function import FunctionCtx
 
 from tinyflow.cmax.bilinear import (
     PAD,
+    chunk_points,
     corner_offsets,
     corner_shares,
     interpolate_corners,
     padded_corners,
     padded_size,
 )
-
-# Events per chunk of one batch element in the backward pass (intermediates of about 100 bytes each).
-CHUNK_EVENTS = 2**16
 
 
 def warp_iterative_lean(
@@ -112,7 +110,7 @@ class _GradMaps:
         to the gradient of map ``boundary``; return the transposed Jacobian of its read times ``adjoint``."""
         height, width = self.sensor_size
         transposed = torch.zeros_like(adjoint)
-        for element, chunk in _chunks(points.shape[0], points.shape[1]):
+        for element, chunk in _chunks(points.shape[0], points.shape[1], chunk_points(points.device)):
             point = points[element, chunk]
             x, y = point.unbind(-1)
             inside_x, inside_y = (x >= 0) & (x <= width - 1), (y >= 0) & (y <= height - 1)
@@ -141,7 +139,7 @@ class _GradMaps:
         return grad[..., PAD : PAD + height, PAD : PAD + width].contiguous()
 
 
-def _chunks(batch: int, num_points: int) -> Iterator[tuple[int, slice]]:
+def _chunks(batch: int, num_points: int, size: int) -> Iterator[tuple[int, slice]]:
     for element in range(batch):
-        for begin in range(0, num_points, CHUNK_EVENTS):
-            yield element, slice(begin, begin + CHUNK_EVENTS)
+        for begin in range(0, num_points, size):
+            yield element, slice(begin, begin + size)

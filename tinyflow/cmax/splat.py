@@ -20,6 +20,7 @@ from torch.autograd.function import FunctionCtx
 from tinyflow.cmax.backend import Backend, resolve_backend, triton_ops
 from tinyflow.cmax.bilinear import (
     PAD,
+    chunk_points,
     corner_offsets,
     corner_shares,
     interpolate_corners,
@@ -69,19 +70,15 @@ def splat_points_torch(
     return _BilinearSplat.apply(points, channel, weights, num_channels, sensor_size)
 
 
-# Points per chunk of one batch element: the splat's intermediate tensors (about 100 bytes a point) stay
-# small, so memory does not grow with the number of points and the chunks are served from the cache.
-CHUNK_POINTS = 2**16
-
-
 def _chunks(points: Tensor, channel: Tensor, num_channels: int, sensor_size: tuple[int, int]):
     """(batch element, point slice, [n] top-left neighbour in the flattened padded images of one weight,
     fractions) per chunk."""
     batch, num_points = channel.shape
     padded_height, padded_width = padded_size(sensor_size)
+    size = chunk_points(points.device)
     for element in range(batch):
-        for begin in range(0, num_points, CHUNK_POINTS):
-            chunk = slice(begin, begin + CHUNK_POINTS)
+        for begin in range(0, num_points, size):
+            chunk = slice(begin, begin + size)
             pixel, fraction_x, fraction_y = padded_corners(points[element, chunk], sensor_size)
             image = channel[element, chunk].long() + element * num_channels
             yield element, chunk, pixel.add_(image * (padded_height * padded_width)), fraction_x, fraction_y

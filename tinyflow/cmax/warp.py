@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from tinyflow.cmax.backend import Backend, resolve_backend, triton_ops
-from tinyflow.cmax.bilinear import sample_bilinear
+from tinyflow.cmax.bilinear import chunk_points, sample_bilinear
 from tinyflow.cmax.iterative import warp_iterative_lean
 
 WarpMode = Literal["linear", "iterative"]
@@ -143,25 +143,20 @@ def warp_iterative_torch(
         positions[:, own, boundary] = own_begin[:, own]
     # boundary b of the events of passes < b - 1 from boundary b - 1, then of passes > b from b + 1;
     # a bounded number of columns at a time keeps the interpolation's temporary tensors small
+    columns_per_chunk = max(1, chunk_points(start.device) // max(batch, 1))
     for boundary in range(2, num_passes + 1):
-        for columns in _column_chunks(0, pass_start[boundary - 1]):
+        for columns in _column_chunks(0, pass_start[boundary - 1], columns_per_chunk):
             earlier = positions[:, columns, boundary - 1].clone()  # clone: positions changes in place
             positions[:, columns, boundary] = earlier + sample_bilinear(flow_maps[:, boundary - 1], earlier)
     for boundary in range(num_passes - 2, -1, -1):
-        for columns in _column_chunks(pass_start[boundary + 1], num_events):
+        for columns in _column_chunks(pass_start[boundary + 1], num_events, columns_per_chunk):
             later = positions[:, columns, boundary + 1].clone()
             positions[:, columns, boundary] = later - sample_bilinear(flow_maps[:, boundary], later)
     return positions if ordered else positions[:, torch.argsort(order)]
 
 
-ITERATIVE_CHUNK_COLUMNS = 2**15
-
-
-def _column_chunks(begin: int, end: int) -> list[slice]:
-    return [
-        slice(low, min(low + ITERATIVE_CHUNK_COLUMNS, end))
-        for low in range(begin, end, ITERATIVE_CHUNK_COLUMNS)
-    ]
+def _column_chunks(begin: int, end: int, size: int) -> list[slice]:
+    return [slice(low, min(low + size, end)) for low in range(begin, end, size)]
 
 
 class _LinearWarp(torch.autograd.Function):
