@@ -74,9 +74,11 @@ PAD = 2
 
 
 # Points per chunk in the fused functions: intermediates of about 100 bytes a point. On the CPU, chunks
-# of this size stay in the cache and reuse freed memory (larger fresh tensors cost page faults); a GPU
-# gets larger chunks, so that kernel launches do not dominate.
-CHUNK_POINTS = {"cpu": 2**16}
+# of this size stay in the cache and reuse freed memory (larger fresh tensors cost page faults), and
+# stay at PyTorch's grain size, below which an operation runs on one thread (on a loaded machine, the
+# threads' synchronisation costs more than the work); a GPU gets larger chunks, so that kernel launches
+# do not dominate.
+CHUNK_POINTS = {"cpu": 2**15}
 CHUNK_POINTS_ELSEWHERE = 2**22
 
 
