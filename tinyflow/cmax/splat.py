@@ -10,7 +10,7 @@ Two interfaces:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -70,7 +70,9 @@ def splat_points_torch(
     return _BilinearSplat.apply(points, channel, weights, num_channels, sensor_size)
 
 
-def _chunks(points: Tensor, channel: Tensor, num_channels: int, sensor_size: tuple[int, int]):
+def _chunks(
+    points: Tensor, channel: Tensor, num_channels: int, sensor_size: tuple[int, int]
+) -> Iterator[tuple[int, slice, Tensor, Tensor, Tensor]]:
     """(batch element, point slice, [n] top-left neighbour in the flattened padded images of one weight,
     fractions) per chunk."""
     batch, num_points = channel.shape
