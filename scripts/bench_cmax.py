@@ -1,7 +1,8 @@
 """Benchmark the CMax losses: forward + backward time and peak memory of one accumulation window.
 
     python scripts/bench_cmax.py [--device cpu|cuda] [--sizes 10000 100000] [--passes 10]
-                                 [--batch 8] [--resolution 128] [--repeats 3]
+                                 [--batch 8] [--resolution 128] [--repeats 3] [--threads N]
+                                 [--memory-sizes 10000 30000 100000] [--memory-methods torch_iterative]
 
 Cases (``--methods`` picks some):
 
@@ -14,10 +15,12 @@ Cases (``--methods`` picks some):
 
 Each case accumulates ``--passes`` passes of ``--sizes`` random events per pass and batch element
 (random flow maps of up to 3 px per pass), computes the loss and back-propagates to the flow maps.
-Prints one JSON line per (events, method): median seconds, peak memory in MiB above the inputs (CPU:
-peak resident set size; CUDA: peak allocated), and both as ratios to the baseline measured in the
-same run. Memory grows linearly with the events: on the CPU, ``torch_iterative`` (11 references) needs
-about 2.4 GiB per 10k events per pass at the defaults, so pick ``--methods`` for 100k on a small machine.
+Prints one JSON line per (events, method): median wall-clock seconds and, on the CPU, median process
+CPU seconds (the steadier figure on a loaded machine), peak memory in MiB above the inputs (CPU: peak
+resident set size, VmHWM of a fresh process; CUDA: peak allocated), and each as a ratio to the
+baseline measured in the same run. Then the memory table: one JSON line per ``--memory-sizes`` entry
+and ``--memory-methods`` case (``"table": "memory"``), its peak memory and MiB per 10k events per
+pass, each measured in a fresh process.
 """
 
 from __future__ import annotations
@@ -164,18 +167,46 @@ def peak_memory_mib(name: str, config: dict) -> float:
     return (_status_kib("VmHWM") - base) / 2**10
 
 
-def median_seconds(names: list[str], inputs: Inputs, device: str, repeats: int, resolution: int) -> dict:
-    """Median forward + backward seconds per method, the methods interleaved within each repeat."""
+def median_seconds(
+    names: list[str], inputs: Inputs, device: str, repeats: int, resolution: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median forward + backward wall-clock and process CPU seconds per method, the methods interleaved
+    within each repeat."""
     methods = build_methods(resolution)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for name in names:
         step(methods[name], inputs, device)  # warm-up (and Triton compilation)
     for _ in range(repeats):
         for name in names:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             step(methods[name], inputs, device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            cpu[name].append(time.process_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start)
+    return tuple({name: statistics.median(v) for name, v in d.items()} for d in (wall, cpu))
+
+
+def _initialise(threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def memory_table(args: argparse.Namespace, spawn: multiprocessing.context.SpawnContext) -> None:
+    """Peak memory of ``--memory-methods`` at every ``--memory-sizes`` entry, each in a fresh process."""
+    for name in args.memory_methods:
+        for num_events in args.memory_sizes:
+            config = {
+                "device": args.device,
+                "batch": args.batch,
+                "resolution": args.resolution,
+                "passes": args.passes,
+                "events": num_events,
+            }
+            with spawn.Pool(1, initializer=_initialise, initargs=(args.threads,), maxtasksperchild=1) as pool:
+                peak = pool.apply(peak_memory_mib, (name, config))
+            record = {"table": "memory", **config, "method": name, "peak_mib": round(peak, 1)}
+            record["mib_per_10k_events"] = round(peak / (num_events / 10_000), 1)
+            print(json.dumps(record), flush=True)
 
 
 def main() -> None:
@@ -189,13 +220,20 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128, help="height = width in pixels")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=None, help="default: all that run on the device")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--memory-sizes", type=int, nargs="*", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--memory-methods", nargs="*", default=["torch_iterative"])
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: expected at least 1")
     known = list(build_methods(args.resolution))
     names = args.methods or [n for n in known if args.device == "cuda" or not n.startswith("triton")]
-    if unknown := sorted(set(names) - set(known)):
-        parser.error(f"--methods: unknown {unknown}; choose from {known}")
+    for option, chosen in (("--methods", names), ("--memory-methods", args.memory_methods)):
+        if unknown := sorted(set(chosen) - set(known)):
+            parser.error(f"{option}: unknown {unknown}; choose from {known}")
+    _initialise(args.threads)
     spawn = multiprocessing.get_context("spawn")
     for num_events in args.sizes:
         config = {
@@ -205,21 +243,25 @@ def main() -> None:
             "passes": args.passes,
             "events": num_events,
         }
-        with spawn.Pool(1, maxtasksperchild=1) as pool:
-            memory = {name: pool.apply(peak_memory_mib, (name, config)) for name in names}
-        inputs = random_inputs(args.batch, args.resolution, args.passes, num_events, args.device)
-        seconds = median_seconds(names, inputs, args.device, args.repeats, args.resolution)
+        memory = {}
         for name in names:
-            record = {
-                **config,
-                "method": name,
-                "seconds": round(seconds[name], 4),
-                "peak_mib": round(memory[name], 1),
-            }
+            with spawn.Pool(1, initializer=_initialise, initargs=(args.threads,), maxtasksperchild=1) as pool:
+                memory[name] = pool.apply(peak_memory_mib, (name, config))
+        inputs = random_inputs(args.batch, args.resolution, args.passes, num_events, args.device)
+        seconds, cpu_seconds = median_seconds(names, inputs, args.device, args.repeats, args.resolution)
+        for name in names:
+            record = {**config, "threads": torch.get_num_threads(), "method": name}
+            record["seconds"] = round(seconds[name], 4)
+            if args.device == "cpu":
+                record["cpu_seconds"] = round(cpu_seconds[name], 4)
+            record["peak_mib"] = round(memory[name], 1)
             if "event_flow" in names:
                 record["time_vs_event_flow"] = round(seconds[name] / seconds["event_flow"], 3)
+                if args.device == "cpu":
+                    record["cpu_time_vs_event_flow"] = round(cpu_seconds[name] / cpu_seconds["event_flow"], 3)
                 record["memory_vs_event_flow"] = round(memory[name] / memory["event_flow"], 3)
             print(json.dumps(record), flush=True)
+    memory_table(args, spawn)
 
 
 if __name__ == "__main__":

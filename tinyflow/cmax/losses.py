@@ -31,9 +31,7 @@ class WarpedEventImages:
 
 
 class _Pass(NamedTuple):
-    start: Tensor  # [B, N, 2] (x, y) event position (pixel, plus the jitter), padding zeroed
-    t_norm: Tensor  # [B, N] time within the pass, in [0, 1]
-    p_sign: Tensor  # [B, N]
+    events: Tensor  # [B, N, 4] (x, y, t_norm, p_sign), x and y plus the jitter, padding zeroed
     mask: Tensor  # [B, N] bool
     own_flow: Tensor  # [B, N, 2] flow of the pass at the event's pixel
     flow: Tensor  # [B, 2, H, W]
@@ -184,12 +182,14 @@ class CMaxLoss:
                 "of the passes accumulated so far; call reset() between windows of different batch sizes"
             )
         check_event_list(events, mask, self.sensor_size)
-        x, y, t_norm, p_sign = torch.where(mask.unsqueeze(-1), events.to(flow.dtype), 0).unbind(-1)
-        own_flow = sample_flow_at_events(flow, x, y)
-        start = torch.stack((x, y), dim=-1)
+        events = events.to(flow.dtype)
+        if not bool(mask.all()):
+            events = torch.where(mask.unsqueeze(-1), events, 0)
+        own_flow = sample_flow_at_events(flow, events[..., 0], events[..., 1])
         if self.subpixel_jitter:
-            start = start + torch.rand_like(start) - 0.5
-        self._passes.append(_Pass(start, t_norm, p_sign, mask, own_flow, flow))
+            jitter = torch.rand_like(events[..., :2]) - 0.5
+            events = torch.cat((events[..., :2] + jitter, events[..., 2:]), dim=-1)
+        self._passes.append(_Pass(events, mask, own_flow, flow))
 
     def accumulated(self) -> EventsWithFlow:
         """All accumulated events as one window: t_norm = tau / P, flow = P * u (pixels over all P passes)."""
@@ -236,11 +236,12 @@ class CMaxLoss:
         def concatenated(field: str) -> Tensor:
             return torch.cat([getattr(p, field) for p in self._passes], dim=1)
 
+        events = concatenated("events")
         return _Window(
-            start=concatenated("start"),
-            t_norm=concatenated("t_norm"),
+            start=events[..., :2],
+            t_norm=events[..., 2],
             pass_index=pass_index,
-            p_sign=concatenated("p_sign"),
+            p_sign=events[..., 3],
             mask=concatenated("mask"),
             own_flow=concatenated("own_flow"),
             flow_maps=torch.stack([p.flow for p in self._passes], dim=1),
@@ -322,23 +323,31 @@ class CMaxLoss:
 
         K = the focus objective's number of weights if ``with_focus_weights``, else 1 (counts).
         """
-        batch = positions.shape[0]
+        batch, num_events, num_references = positions.shape[:3]
+        dtype = positions.dtype
         column_slots = scale.slots[window.pass_index]  # [M, U]
         imaged = column_slots >= 0
-        counts = (kept.unsqueeze(-1) & imaged).to(positions.dtype)  # [B, M, U]
-        weights = [counts]
-        if with_focus_weights and self.focus.num_weights == 2:
-            distance = (references - window.tau.unsqueeze(-1)).abs()
-            normaliser = scale.normaliser.to(positions.dtype)[window.pass_index].unsqueeze(-1)
-            weights.append(counts * (1 - distance / normaliser))
-        points = positions.flatten(1, 2)
-        channel = (2 * column_slots + (window.p_sign < 0).long().unsqueeze(-1)).flatten(1)
-        stacked = torch.stack(weights, dim=-1).flatten(1, 2)
+        num_weights = self.focus.num_weights if with_focus_weights else 1
+        # one reference at a time: elementwise ops over [B, M] (broadcasting over a short last dimension
+        # U is several times slower)
+        stacked = positions.new_empty(batch, num_events, num_references, num_weights)
+        small = 2 * scale.num_slots <= torch.iinfo(torch.int16).max  # channels of the splat
+        channel_dtype = torch.int16 if small else torch.int32
+        channel = torch.empty(batch, num_events, num_references, dtype=channel_dtype, device=positions.device)
+        kept, is_off = kept.to(dtype), (window.p_sign < 0).to(channel_dtype)
+        tau, normaliser = window.tau, scale.normaliser.to(dtype)[window.pass_index]
+        for reference in range(num_references):
+            counts = torch.mul(kept, imaged[:, reference].to(dtype), out=stacked[:, :, reference, 0])
+            if num_weights == 2:  # timestamp weight 1 - |t_ref - tau| / D
+                weight = (tau - references[reference]).abs_().div_(normaliser).neg_().add_(1)
+                torch.mul(weight, counts, out=stacked[:, :, reference, 1])
+            torch.add(is_off, 2 * column_slots[:, reference].to(channel_dtype), out=channel[:, :, reference])
+        points, channel, stacked = positions.flatten(1, 2), channel.flatten(1), stacked.flatten(1, 2)
         if not bool(imaged.all()):  # keep the (event, reference) pairs imaged at this scale
             pairs = imaged.flatten().nonzero().squeeze(1)
             points, channel, stacked = (v.index_select(1, pairs) for v in (points, channel, stacked))
         images = splat_points(points, channel, stacked, 2 * scale.num_slots, self.sensor_size, self.backend)
-        return images.view(batch, scale.num_slots, 2, len(weights), *self.sensor_size)
+        return images.view(batch, scale.num_slots, 2, num_weights, *self.sensor_size)
 
 
 class CMaxLinearLoss(CMaxLoss):

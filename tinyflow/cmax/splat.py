@@ -10,13 +10,23 @@ Two interfaces:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import FunctionCtx
 
 from tinyflow.cmax.backend import Backend, resolve_backend, triton_ops
-from tinyflow.cmax.bilinear import bilinear_corners
+from tinyflow.cmax.bilinear import (
+    PAD,
+    chunk_points,
+    corner_offsets,
+    corner_shares,
+    interpolate_corners,
+    padded_corners,
+    padded_size,
+)
 
 Splat = Callable[[Tensor, Tensor, Tensor, tuple[int, int]], Tensor]
 
@@ -52,18 +62,94 @@ def splat_points(
 def splat_points_torch(
     points: Tensor, channel: Tensor, weights: Tensor, num_channels: int, sensor_size: tuple[int, int]
 ) -> Tensor:
-    """The PyTorch implementation of :func:`splat_points` (same arguments, no checks, autograd)."""
-    height, width = sensor_size
-    batch, _, num_weights = weights.shape
-    flat_index, share = bilinear_corners(points, sensor_size)
-    index = (channel.long().unsqueeze(1) * (height * width) + flat_index).flatten(1)
-    images = [
-        share.new_zeros(batch, num_channels * height * width).scatter_add(
-            1, index, (share * weights[:, None, :, k]).flatten(1)
-        )
-        for k in range(num_weights)
-    ]
-    return torch.stack(images, dim=1).view(batch, num_weights, num_channels, height, width).transpose(1, 2)
+    """The PyTorch implementation of :func:`splat_points` (same arguments, no checks, autograd).
+
+    A fused autograd function: the backward pass recomputes the neighbours and shares from the points
+    instead of keeping them, so the splat keeps no memory beyond its inputs.
+    """
+    return _BilinearSplat.apply(points, channel, weights, num_channels, sensor_size)
+
+
+def _chunks(
+    points: Tensor, channel: Tensor, num_channels: int, sensor_size: tuple[int, int]
+) -> Iterator[tuple[int, slice, Tensor, Tensor, Tensor]]:
+    """(batch element, point slice, [n] top-left neighbour in the flattened padded images of one weight,
+    fractions) per chunk."""
+    batch, num_points = channel.shape
+    padded_height, padded_width = padded_size(sensor_size)
+    size = chunk_points(points.device)
+    for element in range(batch):
+        for begin in range(0, num_points, size):
+            chunk = slice(begin, begin + size)
+            pixel, fraction_x, fraction_y = padded_corners(points[element, chunk], sensor_size)
+            image = channel[element, chunk].long() + element * num_channels
+            yield element, chunk, pixel.add_(image * (padded_height * padded_width)), fraction_x, fraction_y
+
+
+class _BilinearSplat(torch.autograd.Function):
+    """Bilinear splat into zero-padded images [K, B, C, Hp, Wp]; the padding is cut off at the end.
+
+    Neighbour j of a point is reached through the view of the flattened images that starts at the
+    neighbour's offset, so one index per point serves all four neighbours.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        points: Tensor,
+        channel: Tensor,
+        weights: Tensor,
+        num_channels: int,
+        sensor_size: tuple[int, int],
+    ) -> Tensor:
+        height, width = sensor_size
+        batch, _, num_weights = weights.shape
+        padded_height, padded_width = padded_size(sensor_size)
+        padded = weights.new_zeros(num_weights, batch * num_channels * padded_height * padded_width)
+        offsets = corner_offsets(sensor_size)
+        for element, chunk, pixel, fraction_x, fraction_y in _chunks(
+            points, channel, num_channels, sensor_size
+        ):
+            shares = corner_shares(fraction_x, fraction_y)
+            for k in range(num_weights):
+                weight = weights[element, chunk, k]
+                for offset, share in zip(offsets, shares, strict=True):
+                    padded[k, offset:].scatter_add_(0, pixel, share * weight)
+        ctx.save_for_backward(points, channel, weights)
+        ctx.num_channels, ctx.sensor_size = num_channels, sensor_size
+        images = padded.view(num_weights, batch, num_channels, padded_height, padded_width)
+        return images[..., PAD : PAD + height, PAD : PAD + width].permute(1, 2, 0, 3, 4).contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, grad_images: Tensor) -> tuple[Tensor | None, ...]:
+        points, channel, weights = ctx.saved_tensors
+        height, width = ctx.sensor_size
+        batch, _, num_weights = weights.shape
+        padded_height, padded_width = padded_size(ctx.sensor_size)
+        padded = grad_images.new_zeros(num_weights, batch, ctx.num_channels, padded_height, padded_width)
+        padded[..., PAD : PAD + height, PAD : PAD + width] = grad_images.permute(2, 0, 1, 3, 4)
+        padded = padded.view(num_weights, -1)
+        offsets = corner_offsets(ctx.sensor_size)
+        need_points, _, need_weights = ctx.needs_input_grad[:3]
+        grad_points = torch.zeros_like(points) if need_points else None
+        grad_weights = torch.zeros_like(weights) if need_weights else None
+        for element, chunk, pixel, fraction_x, fraction_y in _chunks(
+            points, channel, ctx.num_channels, ctx.sensor_size
+        ):
+            grad_x = grad_y = None
+            for k in range(num_weights):
+                values = tuple(padded[k, offset:].index_select(0, pixel) for offset in offsets)
+                value, d_dx, d_dy = interpolate_corners(values, fraction_x, fraction_y)
+                if grad_weights is not None:
+                    grad_weights[element, chunk, k] = value
+                if grad_points is not None:
+                    weight = weights[element, chunk, k]
+                    grad_x = weight * d_dx if grad_x is None else grad_x.addcmul_(weight, d_dx)
+                    grad_y = weight * d_dy if grad_y is None else grad_y.addcmul_(weight, d_dy)
+            if grad_points is not None and grad_x is not None and grad_y is not None:
+                grad_points[element, chunk, 0] = grad_x
+                grad_points[element, chunk, 1] = grad_y
+        return grad_points, None, grad_weights, None, None
 
 
 def splat_bilinear(x: Tensor, y: Tensor, weights: Tensor, sensor_size: tuple[int, int]) -> Tensor:

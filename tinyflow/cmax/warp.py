@@ -7,13 +7,15 @@ Time is counted in passes over the accumulation window of P passes: an event of 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from torch.autograd.function import FunctionCtx
 
 from tinyflow.cmax.backend import Backend, resolve_backend, triton_ops
-from tinyflow.cmax.bilinear import sample_bilinear
+from tinyflow.cmax.bilinear import chunk_points, sample_bilinear
+from tinyflow.cmax.iterative import warp_iterative_lean
 
 WarpMode = Literal["linear", "iterative"]
 WARP_MODES = ("linear", "iterative")
@@ -89,9 +91,8 @@ def warp_to_references(
     """
     _check_warp_inputs(start, t_norm, pass_index, own_flow, flow_maps, references)
     if mode == "linear":
-        tau = (pass_index.to(start.dtype) + t_norm).unsqueeze(-1)
-        x, y = warp_linear(start[..., 0:1], start[..., 1:2], tau, own_flow.unsqueeze(2), references)
-        return torch.stack((x, y), dim=-1)
+        steps = references - (pass_index.to(start.dtype) + t_norm).unsqueeze(-1)  # [B, M, R]
+        return _LinearWarp.apply(start, own_flow, steps)
     if mode != "iterative":
         raise ValueError(f"mode: expected one of {', '.join(WARP_MODES)}; got {mode!r}")
     num_passes = flow_maps.shape[1]
@@ -104,7 +105,7 @@ def warp_to_references(
     if resolve_backend(backend, start.device) == "triton":
         positions = triton_ops().warp_iterative(start, t_norm, pass_index, own_flow, flow_maps)
     else:
-        positions = warp_iterative_torch(start, t_norm, pass_index, own_flow, flow_maps)
+        positions = warp_iterative_lean(warp_iterative_torch, start, t_norm, pass_index, own_flow, flow_maps)
     if torch.equal(boundaries, torch.arange(num_passes + 1, device=boundaries.device)):
         return positions
     return positions.index_select(2, boundaries)
@@ -124,33 +125,64 @@ def warp_iterative_torch(
 
     Arguments as :func:`warp_to_references`. Returns [B, M, P + 1, 2] positions at the boundaries 0..P.
     """
+    batch, num_events = t_norm.shape
     num_passes = flow_maps.shape[1]
     order = torch.argsort(pass_index, stable=True)
-    sorted_pass = pass_index[order]
-    pass_start = torch.searchsorted(sorted_pass, torch.arange(num_passes + 1, device=pass_index.device))
+    ordered = bool(torch.equal(order, torch.arange(num_events, device=order.device)))
+    if not ordered:
+        start, t_norm, own_flow = start[:, order], t_norm[:, order], own_flow[:, order]
+    pass_start = torch.searchsorted(pass_index[order], torch.arange(num_passes + 1, device=order.device))
     pass_start = pass_start.tolist()  # column where pass b starts in pass order; pass_start[P] = M
-    start, t_norm, own_flow = start[:, order], t_norm[:, order].unsqueeze(-1), own_flow[:, order]
+    t_norm = t_norm.unsqueeze(-1)
     own_end = start + (1 - t_norm) * own_flow  # each event at the end of its own pass
     own_begin = start - t_norm * own_flow  # ... and at its start
-    # forward[b]: boundary b of the events of passes < b (columns [0, pass_start[b]) in pass order)
-    forward = [own_end[:, :0]]
-    for boundary in range(1, num_passes + 1):
-        earlier = forward[-1]
-        if boundary > 1:
-            earlier = earlier + sample_bilinear(flow_maps[:, boundary - 1], earlier)
-        newest = own_end[:, pass_start[boundary - 1] : pass_start[boundary]]
-        forward.append(torch.cat((earlier, newest), dim=1))
-    # backward[b]: boundary b of the events of passes >= b (columns [pass_start[b], M))
-    backward = [own_begin[:, pass_start[num_passes] :]]
-    for boundary in range(num_passes - 1, -1, -1):
-        later = backward[-1]
-        if boundary < num_passes - 1:
-            later = later - sample_bilinear(flow_maps[:, boundary], later)
-        oldest = own_begin[:, pass_start[boundary] : pass_start[boundary + 1]]
-        backward.append(torch.cat((oldest, later), dim=1))
-    backward.reverse()
-    positions = torch.stack([torch.cat(parts, dim=1) for parts in zip(forward, backward, strict=True)], dim=2)
-    return positions.index_select(1, torch.argsort(order))
+    positions = own_end.new_empty(batch, num_events, num_passes + 1, 2)
+    for boundary in range(num_passes):
+        own = slice(pass_start[boundary], pass_start[boundary + 1])
+        positions[:, own, boundary + 1] = own_end[:, own]
+        positions[:, own, boundary] = own_begin[:, own]
+    # boundary b of the events of passes < b - 1 from boundary b - 1, then of passes > b from b + 1;
+    # a bounded number of columns at a time keeps the interpolation's temporary tensors small
+    columns_per_chunk = max(1, chunk_points(start.device) // max(batch, 1))
+    for boundary in range(2, num_passes + 1):
+        for columns in _column_chunks(0, pass_start[boundary - 1], columns_per_chunk):
+            earlier = positions[:, columns, boundary - 1].clone()  # clone: positions changes in place
+            positions[:, columns, boundary] = earlier + sample_bilinear(flow_maps[:, boundary - 1], earlier)
+    for boundary in range(num_passes - 2, -1, -1):
+        for columns in _column_chunks(pass_start[boundary + 1], num_events, columns_per_chunk):
+            later = positions[:, columns, boundary + 1].clone()
+            positions[:, columns, boundary] = later - sample_bilinear(flow_maps[:, boundary], later)
+    return positions if ordered else positions[:, torch.argsort(order)]
+
+
+def _column_chunks(begin: int, end: int, size: int) -> list[slice]:
+    return [slice(low, min(low + size, end)) for low in range(begin, end, size)]
+
+
+class _LinearWarp(torch.autograd.Function):
+    """:func:`warp_linear` to R references at once, [B, M, R, 2] from start [B, M, 2], own flow [B, M, 2]
+    and steps [B, M, R] (``t_ref - tau``), one reference at a time in both directions."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, start: Tensor, own_flow: Tensor, steps: Tensor) -> Tensor:
+        ctx.save_for_backward(own_flow, steps)
+        batch, num_events, num_references = steps.shape
+        positions = start.new_empty(batch, num_events, num_references, 2)
+        for reference in range(num_references):  # a broadcasting addcmul is several times slower
+            torch.addcmul(start, steps[..., reference, None], own_flow, out=positions[:, :, reference])
+        return positions
+
+    @staticmethod
+    def backward(ctx: Any, grad_positions: Tensor) -> tuple[Tensor | None, ...]:
+        own_flow, steps = ctx.saved_tensors
+        grad_start, grad_flow = torch.zeros_like(own_flow), torch.zeros_like(own_flow)
+        for reference in range(steps.shape[-1]):
+            grad = grad_positions[:, :, reference]
+            grad_start += grad
+            grad_flow.addcmul_(grad, steps[..., reference, None])
+        need_start, need_flow, need_steps = ctx.needs_input_grad
+        grad_steps = (grad_positions * own_flow.unsqueeze(2)).sum(-1) if need_steps else None
+        return grad_start if need_start else None, grad_flow if need_flow else None, grad_steps
 
 
 def _check_warp_inputs(
