@@ -121,6 +121,7 @@ def test_absent_windows_give_the_zero_arrays(folder) -> None:
         "t_start_us",
         "dt_us",
         "query",
+        "gt_first",
         "recording",
         "end_of_recording",
         "active",

@@ -107,7 +107,7 @@ RULES: tuple[Rule, ...] = (
     Rule("data.val_batch_size", int, "parallel validation streams", minimum=1),
     Rule("data.num_bins", int, "input channels of the voxel grid", minimum=1),
     Rule("data.num_workers", int, "loader processes", minimum=0),
-    Rule("data.num_train", int, "training recordings", minimum=1),
+    Rule("data.num_train", int, "training recordings (0: a validation-only set)", minimum=0),
     Rule("data.num_val", int, "validation recordings", minimum=1),
     Rule("data.synth.height", int, "pixels", minimum=8),
     Rule("data.synth.width", int, "pixels", minimum=8),
@@ -116,6 +116,9 @@ RULES: tuple[Rule, ...] = (
     Rule("data.train_windowing.duration_us", int, "microseconds", minimum=1),
     Rule("data.val_windowing.events_per_window", int, "events", minimum=1),
     Rule("data.val_windowing.duration_us", int, "microseconds", minimum=1),
+    Rule(
+        "data.val_windowing.model_window_us", int, "microseconds per network window", minimum=1, nullable=True
+    ),
     Rule("model.base_num_channels", int, "channels", minimum=1),
     Rule("model.kernel_size", int, "pixels", minimum=1),
     Rule("model.flow_scaling", float, "pixels per window at tanh = 1", above=0),

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from tinyflow.app.pretrained import PRETRAINED_RUN_ID, install_pretrained
 from tinyflow.app.resolvers import wandb_offline
 from tinyflow.app.tracking.lookup import (
     fetch_wandb_online,
@@ -173,8 +174,11 @@ def find_run(
     """The run ``run_id``, looked for in this order: the local run ``<runs_dir>/<run_id>``; the local run
     whose W&B run has this id; the MLflow run with this id or name; the W&B server's artifact
     ``tinyflow-<run_id>:<version>`` (``latest`` or ``v<N>``). A clear error lists the local runs and
-    what was searched."""
+    what was searched. ``pretrained`` is the run shipped in the package, installed as
+    ``<runs_dir>/pretrained`` (:func:`tinyflow.app.pretrained.install_pretrained`)."""
     runs_dir = Path(runs_dir)
+    if run_id == PRETRAINED_RUN_ID:
+        return Run(run_id, install_pretrained(runs_dir))
     run = Run(run_id, runs_dir / run_id)
     if run.config_path.is_file():
         return run

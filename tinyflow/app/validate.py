@@ -62,6 +62,20 @@ def written_predictions(trainer: Any) -> dict[str, Path]:
     return {c.label: c.written for c in trainer.callbacks if getattr(c, "written", None) is not None}
 
 
+def validation_trainer(run_cfg: DictConfig, callbacks: list, **options: Any) -> Any:
+    """The run's own trainer for validation: one process, no logger, no checkpointing (``options``: more
+    Trainer arguments, e.g. ``enable_progress_bar=False``)."""
+    return instantiate(
+        run_cfg.trainer,
+        logger=False,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        plugins=trainer_plugins(run_cfg.trainer),
+        **{**SINGLE_PROCESS, **options},
+    )
+
+
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Validate a run's checkpoint with its own config, with the user's overrides of data/trainer applied.
 
@@ -95,15 +109,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     print(f"run id: {run.run_id}\ncheckpoint: {checkpoint}")
     task = build_task(run_cfg)
     spikes = SpikeStatistics(hardware, train_every_n_steps=0)
-    trainer = instantiate(
-        run_cfg.trainer,
-        logger=False,
-        callbacks=[*build_callbacks(cfg), *prediction_callbacks(cfg), spikes],
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        plugins=trainer_plugins(run_cfg.trainer),
-        **SINGLE_PROCESS,
-    )
+    trainer = validation_trainer(run_cfg, [*build_callbacks(cfg), *prediction_callbacks(cfg), spikes])
     start = time.perf_counter()
     trainer.validate(task, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=True, verbose=False)
     close_callbacks(trainer)

@@ -27,7 +27,7 @@ from tinyflow.io.recording import CAMERAS, LEFT, Recording
 
 HOT_PIXEL_CHUNK = 1_000_000
 ITEM_KEYS = (  # the dataset's own
-    "input", "events", "t_start_us", "dt_us", "query", "recording", "end_of_recording", "active",
+    "input", "events", "t_start_us", "dt_us", "query", "gt_first", "recording", "end_of_recording", "active",
 )  # fmt: skip
 BATCH_KEYS = (*ITEM_KEYS, "event_mask")  # what collation adds
 
@@ -45,6 +45,10 @@ class Windowing:
             none for a recording without queries).
         without_gt: in ``gt`` and ``depth`` mode, the windows of a recording without that GT: ``skip``
             (none), ``count`` or ``duration``.
+        model_window_us: in ``gt`` mode, the network's own window length (µs): each GT interval is split
+            into the nearest whole number (at least 1) of equal windows of about that length, whose
+            predictions the task composes over the interval
+            (:func:`~tinyflow.events.windows.windows_from_gt`); None = one window per GT interval.
     """
 
     mode: str = "count"
@@ -52,6 +56,7 @@ class Windowing:
     duration_us: int = 10_000
     flow_name: str = "dt1"
     without_gt: str = "skip"
+    model_window_us: int | None = None
 
     def windows(self, recording: Recording) -> list[Window]:
         """The recording's windows; in ``gt`` mode a recording without flow set ``flow_name`` gets none
@@ -67,7 +72,7 @@ class Windowing:
             )
         if self.mode in ("gt", "depth"):
             if self.mode == "gt" and self.flow_name in recording.flow_names:
-                return windows_from_gt(recording, self.flow_name)
+                return windows_from_gt(recording, self.flow_name, self.model_window_us)
             if self.mode == "depth" and recording.depth_t_us() is not None:
                 return windows_from_depth(recording, self.duration_us)
             if self.without_gt == "skip":
@@ -105,7 +110,8 @@ class WindowDataset(Dataset):
     in ``cameras`` order, the left camera first), ``events`` float32 [N, 4] event list
     ``(x, y, t_norm, p_sign)`` of the left camera with t_norm over the window span, ``t_start_us`` and
     ``dt_us`` (window start since the recording's t0, and span, in µs), ``query`` (the query interval the
-    window answers, or -1), ``recording``, ``end_of_recording``, ``active``; and the entries of each of
+    window answers, or -1), ``gt_first`` (the window begins a GT interval, or stands alone: see
+    :attr:`Windowing.model_window_us`), ``recording``, ``end_of_recording``, ``active``; and the entries of each of
     ``targets`` (default: :class:`~tinyflow.data.targets.FlowTarget` of the windowing's flow set:
     ``flow_gt``, ``gt_valid``, ``has_gt``).
 
@@ -221,6 +227,7 @@ class WindowDataset(Dataset):
                 "t_start_us": 0,
                 "dt_us": 0,
                 "query": -1,
+                "gt_first": True,
                 "recording": -1,
                 "end_of_recording": True,
                 "active": False,
@@ -243,6 +250,7 @@ class WindowDataset(Dataset):
             "t_start_us": window.t_start_us,
             "dt_us": window.duration_us,
             "query": window.query_index,
+            "gt_first": window.starts_gt_interval,
             "recording": key.recording,
             "end_of_recording": key.end_of_recording,
             "active": True,

@@ -84,9 +84,11 @@ class WindowTarget(abc.ABC, Generic[T]):
 class FlowTarget(WindowTarget[WindowSample]):
     """Ground-truth flow of the windows aligned to GT flow set ``flow_name`` (``Windowing(mode="gt")``).
 
-    Item entries: ``flow_gt`` float32 [2, H, W], (x, y) pixels over the window span (zeros without GT),
+    Item entries: ``flow_gt`` float32 [2, H, W], (x, y) pixels over the GT interval (zeros without GT),
     ``gt_valid`` bool [H, W], ``has_gt`` bool. Crop and augmentation are the flow-aware transforms of
-    :mod:`tinyflow.events.transforms`, so warping the window's events by ``flow_gt`` stays as sharp.
+    :mod:`tinyflow.events.transforms`, so warping the window's events by ``flow_gt`` stays as sharp. A GT
+    interval split into several windows (:attr:`~tinyflow.data.dataset.Windowing.model_window_us`) carries
+    its map on its last window only (``has_gt``), when all of the interval has been seen.
 
     Attributes:
         flow_name: the GT flow set; None = the windowing's ``flow_name`` (a window's ``gt_index``
@@ -108,7 +110,7 @@ class FlowTarget(WindowTarget[WindowSample]):
         return self
 
     def load(self, recording: Recording, window: Window) -> WindowSample | None:
-        if window.gt_index < 0:
+        if not window.ends_gt_interval:
             return None
         if self.flow_name is None:
             raise ValueError("FlowTarget.flow_name is unset: bind the target to a windowing first")

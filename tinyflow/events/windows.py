@@ -39,7 +39,10 @@ class Window:
         start, stop: event indices.
         t_start_us, t_end_us: the window's time span in µs (since the file's t0). For count
             windows it is the span of the window's own events.
-        gt_index: index of the ground-truth flow map covering exactly this span, or -1.
+        gt_index: index of the ground-truth flow map whose interval this window covers (whole, or as part
+            ``gt_part`` of ``gt_parts`` consecutive windows splitting it), or -1.
+        gt_part, gt_parts: this window is part ``gt_part`` (0-based) of the ``gt_parts`` windows that
+            split GT interval ``gt_index`` (1 part: the window is the interval).
         query_index: index of the query interval (a prediction asked for, e.g. a DSEC test timestamp) this
             window answers, or -1.
     """
@@ -50,6 +53,8 @@ class Window:
     t_end_us: int
     gt_index: int = -1
     query_index: int = -1
+    gt_part: int = 0
+    gt_parts: int = 1
 
     @property
     def num_events(self) -> int:
@@ -58,6 +63,16 @@ class Window:
     @property
     def duration_us(self) -> int:
         return self.t_end_us - self.t_start_us
+
+    @property
+    def starts_gt_interval(self) -> bool:
+        """Whether this window begins a GT interval (or stands alone: no GT, or the whole interval)."""
+        return self.gt_part == 0
+
+    @property
+    def ends_gt_interval(self) -> bool:
+        """Whether this window ends GT interval ``gt_index`` (the GT map belongs to it); False without GT."""
+        return self.gt_index >= 0 and self.gt_part == self.gt_parts - 1
 
 
 def count_window_bounds(num_events: int, events_per_window: int) -> np.ndarray:
@@ -101,17 +116,42 @@ def windows_by_duration(
     return [Window(idx[i], idx[i + 1], edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
 
 
-def windows_from_gt(recording: TimeIndexed, flow_name: str = "dt1") -> list[Window]:
-    """One window per ground-truth flow map of set ``flow_name``: the events in ``[t_start_us, t_end_us)``.
+def gt_parts(interval_us: np.ndarray, model_window_us: int | None) -> np.ndarray:
+    """int64 [K]: how many windows of about ``model_window_us`` split each GT interval: the nearest whole
+    number, at least 1 (None: 1 each, the interval is the window)."""
+    interval_us = np.asarray(interval_us, np.int64)
+    if model_window_us is None:
+        return np.ones(len(interval_us), np.int64)
+    if model_window_us <= 0:
+        raise ValueError(f"model_window_us must be > 0 µs or None, got {model_window_us}")
+    return np.maximum(np.rint(interval_us / model_window_us), 1).astype(np.int64)
 
-    Use ``flow_name="dt4"`` for the dt=4 protocol (maps spanning four frame intervals).
+
+def windows_from_gt(
+    recording: TimeIndexed, flow_name: str = "dt1", model_window_us: int | None = None
+) -> list[Window]:
+    """Windows aligned to the ground-truth flow maps of set ``flow_name``: the events in ``[t_start_us,
+    t_end_us)`` of each map, as one window, or split into :func:`gt_parts` consecutive windows of equal
+    duration (edges rounded to µs) near ``model_window_us``, the length the network predicts over; the
+    evaluation composes their predictions over the interval.
+
+    Use ``flow_name="dt4"`` for the dt=4 protocol (maps spanning four frame intervals): with the network's
+    dt=1 window as ``model_window_us``, each map is predicted by four windows.
     """
     t_start_us, t_end_us = recording.flow_intervals(flow_name)
-    starts = recording.index_at_time(t_start_us)
-    stops = recording.index_at_time(t_end_us)
+    t_start_us, t_end_us = np.asarray(t_start_us, np.int64), np.asarray(t_end_us, np.int64)
+    parts = gt_parts(t_end_us - t_start_us, model_window_us)
+    gt_index = np.repeat(np.arange(len(parts)), parts)
+    part = np.arange(len(gt_index)) - np.repeat(np.cumsum(parts) - parts, parts)
+    span = (t_end_us - t_start_us)[gt_index]
+    begin = t_start_us[gt_index] + np.rint(span * part / parts[gt_index]).astype(np.int64)
+    end = t_start_us[gt_index] + np.rint(span * (part + 1) / parts[gt_index]).astype(np.int64)
+    starts, stops = recording.index_at_time(begin), recording.index_at_time(end)
     return [
-        Window(int(a), int(b), int(t0), int(t1), gt_index=k)
-        for k, (a, b, t0, t1) in enumerate(zip(starts, stops, t_start_us, t_end_us, strict=True))
+        Window(int(a), int(b), int(t0), int(t1), gt_index=int(k), gt_part=int(i), gt_parts=int(n))
+        for a, b, t0, t1, k, i, n in zip(
+            starts, stops, begin, end, gt_index, part, parts[gt_index], strict=True
+        )
     ]
 
 

@@ -81,6 +81,47 @@ def rescale_flow(flow: Tensor, from_interval_us: float | Tensor, to_interval_us:
     return flow * ratio
 
 
+def compose_flow(first: Tensor, then: Tensor) -> Tensor:
+    """Displacement over two consecutive intervals: each pixel's point moves by ``first`` over the first
+    interval, then by ``then`` read where it arrived (bilinear; a point outside the frame reads the nearest
+    border pixel): ``first(p) + then(p + first(p))``.
+
+    Args:
+        first: [B, 2, H, W] (x, y) px over the first interval, at the pixels where the points start.
+        then: [B, 2, H, W] (x, y) px over the next interval, at the pixels where they are at its start.
+    Returns:
+        [B, 2, H, W] (x, y) px over both intervals, at the starting pixels. Applied window by window it
+        composes the predictions of the windows that split a GT interval (event_flow evaluates MVSEC dt=4
+        with the last window's flow times dt_gt / dt_input instead: :func:`rescale_flow`).
+    """
+    if first.shape != then.shape or first.ndim != 4 or first.shape[1] != 2:
+        raise ValueError(
+            f"compose_flow: expected two [B, 2, H, W] flows of one shape; got {tuple(first.shape)}, "
+            f"{tuple(then.shape)}"
+        )
+    height, width = first.shape[-2:]
+    rows, cols = torch.meshgrid(
+        torch.arange(height, dtype=first.dtype, device=first.device),
+        torch.arange(width, dtype=first.dtype, device=first.device),
+        indexing="ij",
+    )
+    x = (cols + first[:, 0]).clamp(0, width - 1)
+    y = (rows + first[:, 1]).clamp(0, height - 1)
+    x0, y0 = x.floor().clamp(max=max(width - 2, 0)), y.floor().clamp(max=max(height - 2, 0))
+    fx, fy = (x - x0).unsqueeze(1), (y - y0).unsqueeze(1)
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
+    flat = then.flatten(2)
+
+    def at(yy: Tensor, xx: Tensor) -> Tensor:
+        index = (yy * width + xx).flatten(1).unsqueeze(1).expand(-1, 2, -1)
+        return flat.gather(2, index).view_as(then)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
+    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
+    return first + top * (1 - fy) + bottom * fy
+
+
 def event_pixel_mask(events: Tensor, mask: Tensor, sensor_size: tuple[int, int]) -> Tensor:
     """Pixels that hold at least one event: bool [B, H, W] from a padded event list.
 

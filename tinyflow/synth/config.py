@@ -8,6 +8,8 @@ from typing import Literal
 
 CameraMode = Literal["objects", "camera", "mixed"]
 CAMERA_MODES: tuple[str, ...] = ("objects", "camera", "mixed")
+TextureKind = Literal["value_noise", "natural"]
+TEXTURE_KINDS: tuple[str, ...] = ("value_noise", "natural")
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,22 @@ class SynthConfig:
         num_foreground_layers: textured shapes drawn over the full-frame background.
         depth_range_m: (nearest, farthest) layer depth in metres; the background sits at the farthest.
         intensity_range: (darkest, brightest) linear intensity of the textures, in (0, 1].
+        texture: ``"value_noise"`` (smooth multi-scale noise with a few sharp shapes) or ``"natural"``
+            (natural-image statistics: a dead-leaves tile of occluding shapes filled with 1/f noise,
+            log-intensity spread over ``intensity_range``; see :mod:`tinyflow.synth.textures`).
     Motion (each velocity is a mean plus a sinusoid, see :class:`tinyflow.synth.motion.SmoothRate`):
         speed_range_px_s: mean translation speed in px/s (camera mode: of the background; a layer at
             depth Z moves ``far / Z`` times as fast).
         rotation_max_deg_s: largest mean angular velocity (degrees/s) about the layer centre
             (camera mode: image rotation about the image centre).
+        rotation_min_deg_s: least magnitude of the mean angular velocity (degrees/s); 0 draws the mean
+            uniformly in ``[-max, max]``, above 0 a random sign times a magnitude in ``[min, max]``.
         scale_rate_max_per_s: largest amplitude of the zero-mean log-scale rate (1/s) (camera mode:
             of the forward speed divided by the nearest depth).
+        forward_rate_range_per_s: (least, largest) magnitude of the mean forward rate (1/s), a random
+            sign (+: towards the scene): camera mode: the mean forward speed divided by the nearest depth
+            (the nearest layer's initial log-scale rate; a layer at depth Z zooms ``near / Z`` as fast:
+            depth parallax); objects mode: each layer's mean log-scale rate. (0, 0) = none.
         velocity_variation: amplitude of the velocity sinusoid relative to the mean (0 = constant).
         velocity_period_range_s: range of the sinusoid periods in seconds.
     Sensor:
@@ -53,9 +64,12 @@ class SynthConfig:
     num_foreground_layers: int = 3
     depth_range_m: tuple[float, float] = (4.0, 10.0)
     intensity_range: tuple[float, float] = (0.05, 1.0)
+    texture: TextureKind = "value_noise"
     speed_range_px_s: tuple[float, float] = (50.0, 200.0)
     rotation_max_deg_s: float = 30.0
+    rotation_min_deg_s: float = 0.0
     scale_rate_max_per_s: float = 0.2
+    forward_rate_range_per_s: tuple[float, float] = (0.0, 0.0)
     velocity_variation: float = 0.5
     velocity_period_range_s: tuple[float, float] = (0.5, 2.0)
     contrast_threshold_mean: float = 0.2
@@ -83,14 +97,24 @@ class SynthConfig:
             f"a multiple of gt_interval_us={self.gt_interval_us} holding at least 4 intervals",
         )
         _check(self.camera_mode in CAMERA_MODES, "camera_mode", self.camera_mode, f"one of {CAMERA_MODES}")
+        _check(self.texture in TEXTURE_KINDS, "texture", self.texture, f"one of {TEXTURE_KINDS}")
         _check(self.num_foreground_layers >= 0, "num_foreground_layers", self.num_foreground_layers, ">= 0")
         _check_range("depth_range_m", self.depth_range_m, low=0.0, strict=True)
         _check_range("intensity_range", self.intensity_range, low=0.0, strict=True)
         _check(self.intensity_range[1] <= 1.0, "intensity_range", self.intensity_range, "values in (0, 1]")
         _check_range("speed_range_px_s", self.speed_range_px_s, low=0.0)
         _check_range("velocity_period_range_s", self.velocity_period_range_s, low=0.0, strict=True)
+        _check_range("forward_rate_range_per_s", self.forward_rate_range_per_s, low=0.0)
+        _check(
+            self.forward_rate_range_per_s[1] * self.duration_us / 1e6 < 1,
+            "forward_rate_range_per_s",
+            self.forward_rate_range_per_s,
+            f"a largest rate below 1 / duration = {1e6 / self.duration_us:g}/s (the camera would reach the "
+            "nearest layer within the recording)",
+        )
         for name in (
             "rotation_max_deg_s",
+            "rotation_min_deg_s",
             "scale_rate_max_per_s",
             "velocity_variation",
             "noise_rate_hz",
@@ -98,6 +122,12 @@ class SynthConfig:
             "contrast_threshold_std",
         ):
             _check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+        _check(
+            self.rotation_min_deg_s <= self.rotation_max_deg_s,
+            "rotation_min_deg_s",
+            self.rotation_min_deg_s,
+            f"<= rotation_max_deg_s={self.rotation_max_deg_s}",
+        )
         _check(self.contrast_threshold_min > 0, "contrast_threshold_min", self.contrast_threshold_min, "> 0")
         _check(
             self.contrast_threshold_mean >= self.contrast_threshold_min,
@@ -130,7 +160,13 @@ class SynthConfig:
         return self.duration_us // self.gt_interval_us
 
 
-_RANGE_FIELDS = ("depth_range_m", "intensity_range", "speed_range_px_s", "velocity_period_range_s")
+_RANGE_FIELDS = (
+    "depth_range_m",
+    "intensity_range",
+    "speed_range_px_s",
+    "velocity_period_range_s",
+    "forward_rate_range_per_s",
+)
 
 
 def _check(ok: bool, name: str, value: object, expected: str) -> None:

@@ -21,6 +21,9 @@ from tinyflow.synth.generate import generate_recording
 
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+# SynthConfig fields added after datasets were first cached: left out of a dataset's spec while at their
+# defaults (which generate what the generator did before they existed), so those datasets keep their key.
+LATER_FIELDS = ("texture", "rotation_min_deg_s", "forward_rate_range_per_s")
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +90,15 @@ def write_synthetic_dataset(
 
 
 def dataset_spec(config: SynthConfig, seed: int, stereo: StereoConfig | None = None) -> dict[str, object]:
-    """Everything that defines a dataset: the config (its own seed is unused), the seed, the generator
-    version, and the stereo camera when there is one."""
-    spec = {"config": asdict(replace(config, seed=0)), "seed": seed, "generator_version": GENERATOR_VERSION}
+    """Everything that defines a dataset: the config (its own seed is unused; :data:`LATER_FIELDS` only
+    where they differ from their defaults), the seed, the generator version, and the stereo camera when
+    there is one."""
+    fields = asdict(replace(config, seed=0))
+    defaults = asdict(SynthConfig())
+    for name in LATER_FIELDS:
+        if fields[name] == defaults[name]:
+            del fields[name]
+    spec = {"config": fields, "seed": seed, "generator_version": GENERATOR_VERSION}
     return spec if stereo is None else {**spec, "stereo": asdict(stereo)}
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from tinyflow.synth.config import SynthConfig
 from tinyflow.synth.motion import CameraLayerMotion, CameraMotion, LayerMotion, ObjectMotion, SmoothRate
-from tinyflow.synth.textures import SHAPE_KINDS, LayerTexture, background_texture, object_texture
+from tinyflow.synth.textures import SHAPE_KINDS, TEXTURES, LayerTexture
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def sample_scene(config: SynthConfig, rng: np.random.Generator) -> Scene:
     height, width = config.sensor_size
     near_m, far_m = config.depth_range_m
     depths = np.sort(rng.uniform(near_m, far_m, size=config.num_foreground_layers))[::-1]
-    background = background_texture(2 * max(height, width), config.intensity_range, rng)
+    background = TEXTURES[config.texture].background(2 * max(height, width), config.intensity_range, rng)
     t_mid_s = np.array([config.duration_us / 2e6])
     radius_scale = min(height, width)
     mode = config.camera_mode
@@ -97,7 +97,7 @@ def _random_object(
 ) -> LayerTexture:
     kind = SHAPE_KINDS[int(rng.integers(len(SHAPE_KINDS)))]
     radius = rng.uniform(0.15, 0.35) * radius_scale
-    return object_texture(kind, radius, config.intensity_range, rng, centre_xy)
+    return TEXTURES[config.texture].object(kind, radius, config.intensity_range, rng, centre_xy)
 
 
 def _varying(mean: float, amplitude: float, config: SynthConfig, rng: np.random.Generator) -> SmoothRate:
@@ -115,13 +115,29 @@ def _translation(config: SynthConfig, rng: np.random.Generator) -> tuple[SmoothR
     )
 
 
+def _signed(low: float, high: float, rng: np.random.Generator) -> float:
+    """Uniform in ``[-high, high]`` for ``low == 0`` (one draw); else a random sign times a magnitude
+    uniform in ``[low, high]``."""
+    if low == 0:
+        return float(rng.uniform(-high, high))
+    return float(rng.choice((-1.0, 1.0)) * rng.uniform(low, high))
+
+
 def _rotation(config: SynthConfig, rng: np.random.Generator) -> SmoothRate:
-    omega = np.deg2rad(rng.uniform(-config.rotation_max_deg_s, config.rotation_max_deg_s))
+    omega = np.deg2rad(_signed(config.rotation_min_deg_s, config.rotation_max_deg_s, rng))
     return _varying(omega, config.velocity_variation * abs(omega), config, rng)
 
 
-def _zero_mean_rate(amplitude_max: float, config: SynthConfig, rng: np.random.Generator) -> SmoothRate:
-    return _varying(0.0, rng.uniform(-amplitude_max, amplitude_max), config, rng)
+def _zoom_rate(
+    amplitude_max: float, mean_scale: float, config: SynthConfig, rng: np.random.Generator
+) -> SmoothRate:
+    """A log-scale (or forward) rate: a sinusoid of amplitude up to ``amplitude_max`` about a mean of
+    ``mean_scale`` times ``config.forward_rate_range_per_s`` (drawn only when that range is not (0, 0))."""
+    rate = _varying(0.0, rng.uniform(-amplitude_max, amplitude_max), config, rng)
+    low, high = config.forward_rate_range_per_s
+    if high == 0:
+        return rate
+    return replace(rate, mean=mean_scale * _signed(low, high, rng))
 
 
 def _sample_object_motion(
@@ -129,7 +145,7 @@ def _sample_object_motion(
 ) -> ObjectMotion:
     vx, vy = _translation(config, rng)
     omega = _rotation(config, rng)
-    scale_rate = _zero_mean_rate(config.scale_rate_max_per_s, config, rng)
+    scale_rate = _zoom_rate(config.scale_rate_max_per_s, 1.0, config, rng)
     return ObjectMotion(centre_xy, vx, vy, omega, scale_rate, depth_m)
 
 
@@ -137,6 +153,6 @@ def _sample_camera(config: SynthConfig, rng: np.random.Generator) -> CameraMotio
     near_m, far_m = config.depth_range_m
     vx, vy = _translation(config, rng)
     omega = _rotation(config, rng)
-    forward = _zero_mean_rate(config.scale_rate_max_per_s * near_m, config, rng)
+    forward = _zoom_rate(config.scale_rate_max_per_s * near_m, near_m, config, rng)
     centre = ((config.width - 1) / 2, (config.height - 1) / 2)
     return CameraMotion(vx, vy, omega, forward, far_m, centre)

@@ -1,4 +1,5 @@
-"""Procedural layer textures: multi-scale value noise and anti-aliased shapes.
+"""Procedural layer textures: multi-scale value noise, natural-statistics (1/f, dead-leaves) tiles and
+anti-aliased shapes; :data:`TEXTURES` names each kind's background and object makers.
 
 Texture arrays are indexed ``[row, column]``; a texture's layer coordinates ``q = (qx, qy)``
 of element ``[r, c]`` are ``(c + origin_x, r + origin_y)``.
@@ -6,6 +7,7 @@ of element ``[r, c]`` are ``(c + origin_x, r + origin_y)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -223,3 +225,90 @@ def object_texture(
     channels = np.stack([alpha * intensity, alpha], axis=-1).astype(np.float32)
     origin = (centre_xy[0] - (n - 1) / 2, centre_xy[1] - (n - 1) / 2)
     return LayerTexture(channels, origin, periodic=False)
+
+
+def pink_noise(size_hw: tuple[int, int], rng: np.random.Generator, exponent: float = 1.0) -> np.ndarray:
+    """Noise whose amplitude spectrum falls as ``1 / f**exponent`` (natural images: about 1), with random
+    phases; it tiles the plane (an inverse FFT), rescaled to [0, 1]: float64 [h, w]."""
+    h, w = size_hw
+    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(w), np.fft.fftfreq(h)))
+    radius[0, 0] = np.inf  # no mean: the rescaling sets it
+    phase = np.exp(2j * np.pi * rng.uniform(size=(h, w)))
+    field = np.fft.ifft2(phase / radius**exponent).real
+    return (field - field.min()) / max(field.max() - field.min(), 1e-12)
+
+
+def log_remap(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map values in [0, 1] to intensities in [low, high] evenly in log intensity (the contrast the
+    camera sees: every step of ``values`` is the same log-intensity change)."""
+    return low * (high / low) ** values
+
+
+def natural_background_texture(
+    min_tile_size: int, intensity_range: tuple[float, float], rng: np.random.Generator
+) -> LayerTexture:
+    """Opaque tiling background of natural-image statistics: a dead-leaves tile.
+
+    Shapes (:func:`shape_alpha`) of power-law radii (density ``r**-3``, from 2 px to a quarter of the tile)
+    are stacked over a 1/f noise field (:func:`pink_noise`) until they cover it several times over; each
+    is filled with its own 1/f noise over a random sub-range, so the tile has sharp occluding edges at every
+    scale and an amplitude spectrum close to 1/f. Values map to ``intensity_range`` evenly in log intensity
+    (:func:`log_remap`): a range of (0.01, 1) is a 100:1 contrast. The square side is as in
+    :func:`background_texture`.
+    """
+    side = max(32, 1 << int(np.ceil(np.log2(max(min_tile_size, 1)))))
+    values = pink_noise((side, side), rng)
+    r_min, r_max = 2.0, side / 4
+    covered = 0.0
+    while covered < 4 * side * side:
+        radius = r_min / np.sqrt(1 - rng.uniform() * (1 - (r_min / r_max) ** 2))  # density ~ r^-3
+        kind = SHAPE_KINDS[int(rng.integers(len(SHAPE_KINDS)))]
+        alpha = shape_alpha(kind, radius, rng)
+        n = alpha.shape[0]
+        low, high = np.sort(rng.uniform(0, 1, size=2))
+        fill = remap(pink_noise((n, n), rng), low, high)
+        rows = (int(rng.integers(side)) + np.arange(n)) % side
+        cols = (int(rng.integers(side)) + np.arange(n)) % side
+        patch = np.ix_(rows, cols)
+        values[patch] = values[patch] * (1 - alpha) + alpha * fill
+        covered += float(alpha.sum())
+    intensity = log_remap(values, *intensity_range)
+    channels = np.stack([intensity, np.ones_like(intensity)], axis=-1).astype(np.float32)
+    return LayerTexture(channels, (0.0, 0.0), periodic=True)
+
+
+def natural_object_texture(
+    kind: str,
+    radius_px: float,
+    intensity_range: tuple[float, float],
+    rng: np.random.Generator,
+    centre_xy: tuple[float, float] = (0.0, 0.0),
+) -> LayerTexture:
+    """A shape centred on layer point ``centre_xy`` filled with 1/f noise over a random sub-range of
+    ``intensity_range`` (in log intensity, as :func:`natural_background_texture`)."""
+    alpha = shape_alpha(kind, radius_px, rng)
+    n = alpha.shape[0]
+    low, high = np.sort(rng.uniform(0, 1, size=2))
+    intensity = log_remap(remap(pink_noise((n, n), rng), low, high), *intensity_range)
+    channels = np.stack([alpha * intensity, alpha], axis=-1).astype(np.float32)
+    origin = (centre_xy[0] - (n - 1) / 2, centre_xy[1] - (n - 1) / 2)
+    return LayerTexture(channels, origin, periodic=False)
+
+
+BackgroundMaker = Callable[[int, tuple[float, float], np.random.Generator], LayerTexture]
+ObjectMaker = Callable[..., LayerTexture]
+
+
+@dataclass(frozen=True)
+class TextureKind:
+    """How one kind of texture makes a scene's background (``(min_tile_size, intensity_range, rng)``) and
+    its objects (``(kind, radius_px, intensity_range, rng, centre_xy)``)."""
+
+    background: BackgroundMaker
+    object: ObjectMaker
+
+
+TEXTURES: dict[str, TextureKind] = {
+    "value_noise": TextureKind(background_texture, object_texture),
+    "natural": TextureKind(natural_background_texture, natural_object_texture),
+}

@@ -4,6 +4,10 @@ The network predicts flow in pixels per input window; the CMax loss warps each w
 with it. Validation reports the metrics declared in :data:`tinyflow.metrics.flow.FLOW_METRICS`: errors
 against GT (AEE, % outliers, zero-flow AEE, AAE) on windows with GT, and the GT-free FWL and RSAT
 (event_flow's evaluation: nearest-pixel images) on every window.
+
+A GT interval split into several windows (``data.val_windowing.model_window_us``: the network's own
+window length) is evaluated on the composition of their predictions (:func:`compose_flow`, pixel by pixel
+along its trajectory), over the pixels with events anywhere in the interval.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from tinyflow.cmax.splat import splat_nearest
 from tinyflow.cmax.warp import sample_flow_at_events
 from tinyflow.metrics.flow import (
     FlowErrorMetrics,
+    compose_flow,
     endpoint_error,
     event_pixel_mask,
     flow_error_sums,
     flow_warp_loss,
     ratio_squared_average_timestamps,
-    rescale_flow,
 )
 from tinyflow.tasks.recurrent import ObservedWindow, RecurrentTask, Window
 
@@ -63,6 +67,7 @@ class FlowTask(RecurrentTask):
         self._sensor_size: tuple[int, int] | None = None
         self._sequence_losses: list[Any] = []  # one per predicted scale, coarsest first
         self.flow_errors = FlowErrorMetrics()
+        self._interval: tuple[Tensor, Tensor] | None = None  # composed flow and event pixels of each stream
         self._focus: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
     def loss_for(self, sensor_size: tuple[int, int], scale: int | None = None) -> Any:
@@ -113,33 +118,42 @@ class FlowTask(RecurrentTask):
         return self._sequence_losses[-1].iwe
 
     def training_evaluation(self, window: Window, output: dict[str, Any]) -> dict[str, Tensor]:
-        return self._window_errors(window, output["flow"].detach())
+        return self._window_errors(window, output["flow"].detach(), self._event_mask(window))
 
     # Validation.
 
     def reset_evaluation(self) -> None:
         self.flow_errors.reset()
         self._focus.clear()
+        self._interval = None
 
     def evaluate_window(self, window: Window, output: dict[str, Any], names: list[str]) -> None:
         flow = output["flow"].detach()
+        pred, event_mask = self._gt_interval_prediction(window, flow)
         active = window["active"]
         if not active.any():
             return
         self._update_focus(window, flow, active, [names[int(r)] for r in window["recording"][active]])
         has_gt = active & window["has_gt"]
         if has_gt.any():
-            pred, event_mask = self._gt_interval_prediction(window, flow, has_gt)
             gt_names = [names[int(r)] for r in window["recording"][has_gt]]
             self.flow_errors.update(
-                pred, window["flow_gt"][has_gt], event_mask, window["gt_valid"][has_gt], gt_names
+                pred[has_gt],
+                window["flow_gt"][has_gt],
+                event_mask[has_gt],
+                window["gt_valid"][has_gt],
+                gt_names,
             )
 
     def observe_window(self, window: Window, output: dict[str, Any]) -> ObservedWindow:
+        """The validation window after :meth:`evaluate_window`: its errors are those of the GT interval's
+        composed prediction."""
         flow = output["flow"].detach()
         batch = {key: value.unsqueeze(0) for key, value in window.items()}
         iwe = partial(self._images_of_warped_events, window["events"], window["event_mask"], flow)
-        return ObservedWindow("val", batch, output, iwe=iwe, evaluation=self._window_errors(window, flow))
+        pred, event_mask = self._interval if self._interval is not None else (flow, self._event_mask(window))
+        evaluation = self._window_errors(window, pred, event_mask)
+        return ObservedWindow("val", batch, output, iwe=iwe, evaluation=evaluation)
 
     def evaluation_results(self) -> dict[str, dict[str, float]]:
         results: dict[str, dict[str, float]] = {name: {} for name in self._focus}
@@ -150,26 +164,45 @@ class FlowTask(RecurrentTask):
                 results[name][key] = math.fsum(values) / len(values)
         return results
 
-    def _gt_interval_prediction(self, window: Window, flow: Tensor, streams: Tensor) -> tuple[Tensor, Tensor]:
-        """The prediction of ``streams`` brought to the GT interval, and their pixels with events.
+    def _gt_interval_prediction(self, window: Window, flow: Tensor) -> tuple[Tensor, Tensor]:
+        """Each stream's prediction over its GT interval so far, and the pixels with events in it.
 
-        The GT interval is the input window here; :func:`rescale_flow` keeps the interval change explicit.
+        A window that begins an interval (``gt_first``) starts it with its own prediction (pixels per
+        window: the window is the interval, or its first part); a later part of the interval is composed
+        onto it (:func:`compose_flow`) and adds its event pixels.
         """
-        dt = window["dt_us"][streams].to(flow.dtype)
-        pred = rescale_flow(flow[streams], dt, dt)
-        event_mask = event_pixel_mask(
-            window["events"][streams], window["event_mask"][streams], tuple(flow.shape[-2:])
+        event_mask = self._event_mask(window)
+        first = window["gt_first"]
+        if self._interval is None or bool(first.all()):
+            self._interval = (flow, event_mask)
+            return self._interval
+        composed, seen = self._interval
+        if composed.shape != flow.shape:
+            raise ValueError(
+                f"FlowTask: a window continues a GT interval at flow shape {tuple(flow.shape)}, but the interval "
+                f"began at {tuple(composed.shape)}"
+            )
+        keep = first.view(-1, 1, 1, 1)
+        self._interval = (
+            torch.where(keep, flow, compose_flow(composed, flow)),
+            torch.where(keep.view(-1, 1, 1), event_mask, seen | event_mask),
         )
-        return pred, event_mask
+        return self._interval
 
-    def _window_errors(self, window: Window, flow: Tensor) -> dict[str, Tensor]:
+    @staticmethod
+    def _event_mask(window: Window) -> Tensor:
+        """Pixels with events in the window: bool [B, H, W]."""
+        return event_pixel_mask(window["events"], window["event_mask"], tuple(window["input"].shape[-2:]))
+
+    def _window_errors(self, window: Window, pred: Tensor, event_mask: Tensor) -> dict[str, Tensor]:
         """Per-window errors for observers: ``flow_error`` [B, H, W] px (0 where GT is invalid) and ``aee``
-        [B] px over the metric's pixels (NaN without them); empty when no stream has GT."""
+        [B] px over the metric's pixels (NaN without them); empty when no stream has GT.
+
+        ``pred``: [B, 2, H, W] px over each stream's GT interval; ``event_mask``: its pixels with events.
+        """
         has_gt = window["active"] & window["has_gt"]
         if not has_gt.any():
             return {}
-        everything = torch.ones_like(has_gt)
-        pred, event_mask = self._gt_interval_prediction(window, flow, everything)
         valid = window["gt_valid"] & has_gt.view(-1, 1, 1)
         sums = flow_error_sums(pred, window["flow_gt"], event_mask, valid)
         aee = torch.where(
