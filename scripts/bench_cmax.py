@@ -191,17 +191,22 @@ def _initialise(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def case_config(args: argparse.Namespace, num_events: int) -> dict[str, object]:
+    """The settings of one case as printed with its results."""
+    return {
+        "device": args.device,
+        "batch": args.batch,
+        "resolution": args.resolution,
+        "passes": args.passes,
+        "events": num_events,
+    }
+
+
 def memory_table(args: argparse.Namespace, spawn: multiprocessing.context.SpawnContext) -> None:
     """Peak memory of ``--memory-methods`` at every ``--memory-sizes`` entry, each in a fresh process."""
     for name in args.memory_methods:
         for num_events in args.memory_sizes:
-            config = {
-                "device": args.device,
-                "batch": args.batch,
-                "resolution": args.resolution,
-                "passes": args.passes,
-                "events": num_events,
-            }
+            config = case_config(args, num_events)
             with spawn.Pool(1, initializer=_initialise, initargs=(args.threads,), maxtasksperchild=1) as pool:
                 peak = pool.apply(peak_memory_mib, (name, config))
             record = {"table": "memory", **config, "method": name, "peak_mib": round(peak, 1)}
@@ -236,13 +241,7 @@ def main() -> None:
     _initialise(args.threads)
     spawn = multiprocessing.get_context("spawn")
     for num_events in args.sizes:
-        config = {
-            "device": args.device,
-            "batch": args.batch,
-            "resolution": args.resolution,
-            "passes": args.passes,
-            "events": num_events,
-        }
+        config = case_config(args, num_events)
         memory = {}
         for name in names:
             with spawn.Pool(1, initializer=_initialise, initargs=(args.threads,), maxtasksperchild=1) as pool:

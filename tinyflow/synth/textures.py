@@ -176,6 +176,24 @@ def remap(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return low + (high - low) * values
 
 
+def paste_periodic(
+    values: np.ndarray, alpha: np.ndarray, fill: Callable[[], float | np.ndarray], rng: np.random.Generator
+) -> None:
+    """Blend ``fill()`` over the square tile ``values`` in place with opacity ``alpha``, at a random corner,
+    wrapping across the seams (the corner is drawn before ``fill`` is called)."""
+    side = values.shape[0]
+    rows = (int(rng.integers(side)) + np.arange(alpha.shape[0])) % side
+    cols = (int(rng.integers(side)) + np.arange(alpha.shape[1])) % side
+    patch = np.ix_(rows, cols)
+    values[patch] = values[patch] * (1 - alpha) + alpha * fill()
+
+
+def opaque_tile(intensity: np.ndarray) -> LayerTexture:
+    """A periodic, fully opaque layer texture of linear ``intensity`` [H, W]."""
+    channels = np.stack([intensity, np.ones_like(intensity)], axis=-1).astype(np.float32)
+    return LayerTexture(channels, (0.0, 0.0), periodic=True)
+
+
 def background_texture(
     min_tile_size: int, intensity_range: tuple[float, float], rng: np.random.Generator
 ) -> LayerTexture:
@@ -190,13 +208,8 @@ def background_texture(
     for _ in range(side * side // 1024):
         kind = SHAPE_KINDS[int(rng.integers(len(SHAPE_KINDS)))]
         alpha = shape_alpha(kind, rng.uniform(0.03, 0.12) * side, rng)
-        rows = (int(rng.integers(side)) + np.arange(alpha.shape[0])) % side
-        cols = (int(rng.integers(side)) + np.arange(alpha.shape[1])) % side
-        patch = np.ix_(rows, cols)
-        values[patch] = values[patch] * (1 - alpha) + alpha * rng.uniform()
-    intensity = remap(values, *intensity_range)
-    channels = np.stack([intensity, np.ones_like(intensity)], axis=-1).astype(np.float32)
-    return LayerTexture(channels, (0.0, 0.0), periodic=True)
+        paste_periodic(values, alpha, rng.uniform, rng)
+    return opaque_tile(remap(values, *intensity_range))
 
 
 def object_texture(
@@ -267,14 +280,9 @@ def natural_background_texture(
         n = alpha.shape[0]
         low, high = np.sort(rng.uniform(0, 1, size=2))
         fill = remap(pink_noise((n, n), rng), low, high)
-        rows = (int(rng.integers(side)) + np.arange(n)) % side
-        cols = (int(rng.integers(side)) + np.arange(n)) % side
-        patch = np.ix_(rows, cols)
-        values[patch] = values[patch] * (1 - alpha) + alpha * fill
+        paste_periodic(values, alpha, fill.copy, rng)
         covered += float(alpha.sum())
-    intensity = log_remap(values, *intensity_range)
-    channels = np.stack([intensity, np.ones_like(intensity)], axis=-1).astype(np.float32)
-    return LayerTexture(channels, (0.0, 0.0), periodic=True)
+    return opaque_tile(log_remap(values, *intensity_range))
 
 
 def natural_object_texture(
