@@ -37,14 +37,19 @@ def file_check_cache(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("TINYFLOW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+def compose_at(root: Path, name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``config/<name>.yaml`` with every path under ``root``, then ``overrides``."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=[f"paths.root_dir={root}", *overrides])
+
+
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose ``config/<name>.yaml`` with overrides, with every path under the test's tmp dir."""
-    register_resolvers()
 
     def _compose(name: str = "train", overrides: list[str] | None = None, tiny: bool = True) -> DictConfig:
-        base = [f"paths.root_dir={tmp_path}"] + (TINY_TRAIN if tiny and name == "train" else [])
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name=name, overrides=base + list(overrides or []))
+        base = TINY_TRAIN if tiny and name == "train" else []
+        return compose_at(tmp_path, name, [*base, *(overrides or [])])
 
     return _compose

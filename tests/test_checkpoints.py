@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIG_DIR, TINY_TRAIN
-from hydra import compose, initialize_config_dir
+from conftest import CONFIG_DIR, TINY_TRAIN, compose_at
 from lightning.fabric.plugins import TorchCheckpointIO
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from tinyflow.app import checkpoints
 from tinyflow.app.build import build_trainer
@@ -31,7 +30,6 @@ from tinyflow.app.checkpoints import (
     temporary_path,
     trainer_plugins,
 )
-from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.train import train
 from tinyflow.app.validate import validate
 
@@ -216,12 +214,6 @@ class TinyRun:
         return self.root / "runs" / self.run_id / "checkpoints"
 
 
-def _compose(root: Path, name: str, overrides: list[str]) -> DictConfig:
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=[f"paths.root_dir={root}", *overrides])
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> TinyRun:
     """A 2-step run whose ModelCheckpoint saves last.ckpt after every step, recording what the plugin saves
@@ -238,7 +230,7 @@ def tiny_run(tmp_path_factory) -> TinyRun:
         patch.setattr(AtomicCheckpointIO, "save_checkpoint", recording_save)
         patch.setattr(tempfile, "tempdir", str(tempdir))
         overrides = [*TINY_TRAIN, "callbacks.checkpoint_last.every_n_train_steps=1"]
-        results = train(_compose(root, "train", overrides))
+        results = train(compose_at(root, "train", overrides))
     return TinyRun(root, results["run_id"], saved, tempdir)
 
 
@@ -256,7 +248,7 @@ def test_a_runs_checkpoints_go_through_the_plugin_and_load_weights_only(tiny_run
 def test_validate_refuses_a_checkpoint_with_pickled_code(tiny_run: TinyRun, tmp_path) -> None:
     marker = tmp_path / "code-ran"
     path = hostile_checkpoint(tmp_path / "hostile.ckpt", marker)
-    cfg = _compose(tiny_run.root, "validate", [f"runid={tiny_run.run_id}", f"checkpoint={path}"])
+    cfg = compose_at(tiny_run.root, "validate", [f"runid={tiny_run.run_id}", f"checkpoint={path}"])
     with pytest.raises(CheckpointError, match=re.escape(str(path)) + REFUSAL):
         validate(cfg)
     assert not marker.exists()

@@ -9,24 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIG_DIR, TINY_TRAIN
+from conftest import TINY_TRAIN, compose_at
 from dataset_fixtures import write_mvsec
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.train import train
 from tinyflow.app.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 ECD_SLICES = ROOT.parent / "shared" / "data" / "ecd"
 ROTATIONS = ["boxes_rotation", "dynamic_rotation", "poster_rotation", "shapes_rotation"]
-
-
-def _compose(root: Path, name: str, overrides: list[str]):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=[f"paths.root_dir={root}", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +36,7 @@ def synthetic_run(tmp_path_factory) -> tuple[Path, str]:
         "data.num_bins=3",
         "model.prediction_bias=true",
     ]
-    results = train(_compose(root, "train", overrides))
+    results = train(compose_at(root, "train", overrides))
     return root, results["run_id"]
 
 
@@ -77,7 +69,7 @@ def test_validate_on_the_real_ecd_slices(synthetic_run, tmp_path):
         f"data.root={ECD_SLICES}",
         f"output={output}",
     ]
-    validate(_compose(root, "validate", overrides))
+    validate(compose_at(root, "validate", overrides))
     metrics = json.loads(output.read_text())
     assert sorted(metrics["recordings"]) == ROTATIONS
     for name, values in metrics["recordings"].items():
@@ -108,7 +100,7 @@ def test_validate_on_an_mvsec_fixture_in_the_original_layout(synthetic_run, tmp_
             with pytest.warns(
                 UserWarning, match=r"val recordings not found, skipped: \['outdoor_day1', 'indoor_flying2'"
             ):
-                results = validate(_compose(root, "validate", overrides))
+                results = validate(compose_at(root, "validate", overrides))
             assert list(results["recordings"]) == ["indoor_flying1"]
             values = results["recordings"]["indoor_flying1"]
             assert {"aee", "aee_zero", "outliers", "aae", "fwl", "rsat"} == values.keys()

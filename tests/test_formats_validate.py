@@ -11,9 +11,10 @@ import pytest
 
 pytest.importorskip("faery", reason="the formats extra is not installed (pip install -e '.[formats]')")
 
+from conftest import compose_at
 from dataset_fixtures import DSEC_T_OFFSET, write_dsec
 from format_fixtures import FORMATS, random_events, raw_body, write_aedat4, write_packet_bag, write_raw
-from test_datasets_validate import _compose, constant_flow_checkpoint, synthetic_run  # noqa: F401
+from test_datasets_validate import constant_flow_checkpoint, synthetic_run  # noqa: F401
 
 from tinyflow.app.checks import ConfigError
 from tinyflow.app.validate import validate
@@ -49,7 +50,7 @@ def test_validate_on_a_users_files_reports_fwl_rsat_and_writes_flow(synthetic_ru
         "+callbacks=flow_output",
         f"callbacks.flow_output.path={flow_file}",
     ]
-    results = validate(_compose(root, "validate", overrides))
+    results = validate(compose_at(root, "validate", overrides))
     assert sorted(results["recordings"]) == ["a", "b", "c"]
     for values in results["recordings"].values():
         assert values["fwl"] == pytest.approx(1.0, abs=1e-6) and values["rsat"] == pytest.approx(
@@ -62,7 +63,7 @@ def test_validate_on_a_users_files_reports_fwl_rsat_and_writes_flow(synthetic_ru
         assert np.all(file["a/t_end_us"][()] > file["a/t_start_us"][()])
         assert np.all(file["a/t_start_us"][1:] >= file["a/t_end_us"][:-1])  # consecutive 1000-event windows
     with pytest.raises(FileExistsError, match="never overwritten"):
-        validate(_compose(root, "validate", overrides))
+        validate(compose_at(root, "validate", overrides))
 
 
 @pytest.mark.skipif(not FORMATS.is_dir(), reason=f"the real camera-file samples are not at {FORMATS}")
@@ -76,7 +77,7 @@ def test_validate_on_the_real_samples_reports_fwl_and_rsat(synthetic_run):  # no
         "data.downscale=4",
         "data.val_windowing.events_per_window=5000",
     ]
-    results = validate(_compose(root, "validate", overrides))
+    results = validate(compose_at(root, "validate", overrides))
     assert sorted(results["recordings"]) == ["davis346_sample", "evt2_sample", "evt3_events", "evt3_sample"]
     for values in results["recordings"].values():
         assert np.isfinite(values["fwl"]) and np.isfinite(values["rsat"]) and values["fwl"] > 0
@@ -134,7 +135,7 @@ def test_a_dsec_submission_is_complete_and_rescaled_to_each_interval(synthetic_r
         "split=test",
         f"submission={submission}",
     ]
-    results = validate(_compose(root, "validate", overrides))
+    results = validate(compose_at(root, "validate", overrides))
     assert sorted(results["recordings"]) == sorted(queries)
     files = sorted(str(p.relative_to(submission)) for p in submission.rglob("*"))
     assert files == [
@@ -152,9 +153,9 @@ def test_a_dsec_submission_is_complete_and_rescaled_to_each_interval(synthetic_r
             np.testing.assert_allclose(flow[0], flow_px[0] * scale, atol=1 / 128)
             np.testing.assert_allclose(flow[1], flow_px[1] * scale, atol=1 / 128)
     with pytest.raises(FileExistsError, match="never overwritten"):
-        validate(_compose(root, "validate", overrides))
+        validate(compose_at(root, "validate", overrides))
     with pytest.raises(ConfigError, match="add split=test"):
-        validate(_compose(root, "validate", [o for o in overrides if o != "split=test"] + ["output=x"]))
+        validate(compose_at(root, "validate", [o for o in overrides if o != "split=test"] + ["output=x"]))
 
 
 def test_a_missing_test_sequence_is_an_error(synthetic_run, tmp_path):  # noqa: F811 (the fixture)
@@ -168,7 +169,7 @@ def test_a_missing_test_sequence_is_an_error(synthetic_run, tmp_path):  # noqa: 
         f"submission={tmp_path / 's'}",
     ]
     with pytest.raises(FileNotFoundError, match=r"test recordings not found: \['interlaken_00_b'"):
-        validate(_compose(root, "validate", overrides))
+        validate(compose_at(root, "validate", overrides))
     assert not (tmp_path / "s").exists()
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import torch
-from conftest import CONFIG_DIR
-from hydra import compose, initialize_config_dir
+from conftest import compose_at
 
 from tinyflow.app.export import export_run
 from tinyflow.app.pretrained import (
@@ -23,16 +22,9 @@ from tinyflow.app.pretrained import (
     install_pretrained,
     recorded_metrics,
 )
-from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _compose(root: Path, name: str, overrides: list[str]):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=[f"paths.root_dir={root}", *overrides])
 
 
 def test_packaged_run_is_small_and_declared_as_package_data():
@@ -51,7 +43,7 @@ def test_packaged_run_is_small_and_declared_as_package_data():
 def test_pretrained_reproduces_its_recorded_metrics(tmp_path):
     recorded = recorded_metrics()
     output = tmp_path / "m.json"
-    cfg = _compose(
+    cfg = compose_at(
         tmp_path, "validate", ["runid=pretrained", f"output={output}", *recorded["check"]["overrides"]]
     )
     results = validate(cfg)
@@ -88,6 +80,6 @@ def test_a_changed_package_is_reinstalled(tmp_path):
 def test_pretrained_exports(tmp_path):
     """``python export.py runid=pretrained`` on the check set: ONNX within 1e-4 px of PyTorch."""
     overrides = ["runid=pretrained", "export=onnx", *recorded_metrics()["check"]["overrides"]]
-    export_run(_compose(tmp_path, "export", overrides))
+    export_run(compose_at(tmp_path, "export", overrides))
     parity = json.loads((tmp_path / "runs" / "pretrained" / "export" / "onnx" / "parity.json").read_text())
     assert parity["abs_diff"]["max"] < 1e-4 and parity["windows"] > 0

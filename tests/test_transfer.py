@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG_DIR, TINY_TRAIN
-from hydra import compose, initialize_config_dir
+from conftest import TINY_TRAIN, compose_at
 
-from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.train import train
 from tinyflow.app.transfer import transfer_table
 from tinyflow.app.validate import validate
@@ -18,16 +16,10 @@ from tinyflow.app.validate import validate
 SMALL_SET = ["num_val=1", "synth.duration_us=100000", "synth.height=32", "synth.width=32"]
 
 
-def _compose(root: Path, name: str, overrides: list[str]):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=[f"paths.root_dir={root}", *overrides])
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("transfer_root")
-    results = train(_compose(root, "train", [*TINY_TRAIN, "trainer.max_steps=1"]))
+    results = train(compose_at(root, "train", [*TINY_TRAIN, "trainer.max_steps=1"]))
     return root, results["run_id"]
 
 
@@ -45,7 +37,7 @@ def test_transfer_table_rows_are_the_validation_of_each_set(run, tmp_path, capsy
         *dropped,
         *small,
     ]
-    results = transfer_table(_compose(root, "eval_transfer", overrides))
+    results = transfer_table(compose_at(root, "eval_transfer", overrides))
     assert list(results["sets"]) == ["own", "world", "zoom"] and list(results["skipped"]) == ["ecd"]
     assert json.loads(output.read_text()) == json.loads(json.dumps(results))
     table = capsys.readouterr().out
@@ -53,9 +45,9 @@ def test_transfer_table_rows_are_the_validation_of_each_set(run, tmp_path, capsy
         "| zoom | forward/backward motion 2-4 x nearest depth / s, depth parallax |" in table
         and "| ecd | skipped:" in table
     )
-    own = validate(_compose(root, "validate", [f"runid={run_id}"]))["mean"]
+    own = validate(compose_at(root, "validate", [f"runid={run_id}"]))["mean"]
     zoom = validate(
-        _compose(
+        compose_at(
             root, "validate", [f"runid={run_id}", "data=transfer_zoom", *[f"data.{o}" for o in SMALL_SET]]
         )
     )["mean"]

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -141,13 +142,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_a_user_error_is_one_clear_message(tmp_path, case: str) -> None:
-    make, pattern = CASES[case]
-    overrides = make(tmp_path)
+def start_train(tmp_path: Path, overrides: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python train.py <overrides>`` as a user runs it, with every path under ``tmp_path``."""
     env = {**os.environ, "TINYFLOW_ROOT": str(tmp_path)}
     env.pop("HYDRA_FULL_ERROR", None)
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "train.py", *overrides],
         cwd=ROOT,
         env=env,
@@ -155,6 +154,24 @@ def test_a_user_error_is_one_clear_message(tmp_path, case: str) -> None:
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Every case's run folder and its finished ``train.py``, started as many at a time as there are cores
+    (each start is mostly imports: one process per core halves the wait on two cores)."""
+    folders = {case: tmp_path_factory.mktemp("user_error") for case in CASES}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = {
+            case: pool.submit(start_train, folders[case], CASES[case][0](folders[case])) for case in CASES
+        }
+        return {case: (folders[case], future.result()) for case, future in done.items()}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_user_error_is_one_clear_message(outcomes, case: str) -> None:
+    tmp_path, done = outcomes[case]
+    pattern = CASES[case][1]
     assert done.returncode != 0, done.stdout[-2000:]
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
