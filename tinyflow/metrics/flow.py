@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from tinyflow.cmax.bilinear import sample_bilinear
 from tinyflow.cmax.event_list import EventsWithFlow, check_event_list
 from tinyflow.cmax.focus import squared_average_timestamp_loss, warped_event_images
 from tinyflow.cmax.splat import Splat, splat_bilinear
@@ -99,27 +100,14 @@ def compose_flow(first: Tensor, then: Tensor) -> Tensor:
             f"compose_flow: expected two [B, 2, H, W] flows of one shape; got {tuple(first.shape)}, "
             f"{tuple(then.shape)}"
         )
-    height, width = first.shape[-2:]
+    batch, _, height, width = first.shape
     rows, cols = torch.meshgrid(
         torch.arange(height, dtype=first.dtype, device=first.device),
         torch.arange(width, dtype=first.dtype, device=first.device),
         indexing="ij",
     )
-    x = (cols + first[:, 0]).clamp(0, width - 1)
-    y = (rows + first[:, 1]).clamp(0, height - 1)
-    x0, y0 = x.floor().clamp(max=max(width - 2, 0)), y.floor().clamp(max=max(height - 2, 0))
-    fx, fy = (x - x0).unsqueeze(1), (y - y0).unsqueeze(1)
-    x0, y0 = x0.long(), y0.long()
-    x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
-    flat = then.flatten(2)
-
-    def at(yy: Tensor, xx: Tensor) -> Tensor:
-        index = (yy * width + xx).flatten(1).unsqueeze(1).expand(-1, 2, -1)
-        return flat.gather(2, index).view_as(then)
-
-    top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx
-    bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx
-    return first + top * (1 - fy) + bottom * fy
+    arrived = (torch.stack((cols, rows)) + first).flatten(2).transpose(1, 2)  # [B, H * W, 2] (x, y)
+    return first + sample_bilinear(then, arrived).transpose(1, 2).reshape(batch, 2, height, width)
 
 
 def event_pixel_mask(events: Tensor, mask: Tensor, sensor_size: tuple[int, int]) -> Tensor:
