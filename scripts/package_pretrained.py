@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from tinyflow.app.checkpoints import load_checkpoint_file
 from tinyflow.app.pretrained import CONFIG_FILE, METRICS_FILE, PACKAGE_DIR, PRETRAINED_RUN_ID, WEIGHTS_FILE
 from tinyflow.app.resolvers import register_resolvers
 from tinyflow.app.validate import validate
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("."), help="project root holding runs/ and data/")
     args = parser.parse_args()
     run_dir = args.root / "runs" / args.runid
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
     PACKAGE_DIR.mkdir(exist_ok=True)
     config = (run_dir / CONFIG_FILE).read_text().replace(f"/{args.runid}", f"/{PRETRAINED_RUN_ID}")
     config = config.replace(f"run_id: {args.runid}", f"run_id: {PRETRAINED_RUN_ID}")
