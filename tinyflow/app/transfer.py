@@ -4,10 +4,7 @@ and real ECD slices), reported as one table of AEE, zero-flow AEE and their rati
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -21,7 +18,7 @@ from tinyflow.app.checks import ConfigError
 from tinyflow.app.loading import load_run
 from tinyflow.app.quiet import quiet_console
 from tinyflow.app.resolvers import register_resolvers
-from tinyflow.app.validate import validation_trainer
+from tinyflow.app.validate import validation_trainer, write_json_atomic
 
 OWN = "own"  # the row of the run's own validation data
 
@@ -165,18 +162,5 @@ def transfer_table(cfg: DictConfig) -> dict[str, Any]:
         "skipped": skipped,
     }
     if cfg.get("output"):
-        _write_json(Path(cfg.output), results)
+        write_json_atomic(Path(cfg.output), results)
     return results
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(data, file, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

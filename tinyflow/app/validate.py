@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,19 @@ def prediction_callbacks(cfg: DictConfig) -> list:
 def written_predictions(trainer: Any) -> dict[str, Path]:
     """The prediction files the trainer's writers produced (submission folder, flow HDF5), for the summary."""
     return {c.label: c.written for c in trainer.callbacks if getattr(c, "written", None) is not None}
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """``data`` as indented JSON at ``path``, atomically (a temporary file beside it, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def validation_trainer(run_cfg: DictConfig, callbacks: list, **options: Any) -> Any:
@@ -120,7 +135,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     print_metrics(results["spikes"], SPIKE_STATISTICS, title=f"spike statistics per window {on}")
     print_layers(results["spikes"]["layers"], SPIKE_STATISTICS, title=f"per layer, mean over windows {on}")
     if cfg.get("output"):
-        Path(cfg.output).write_text(json.dumps(results, indent=2))
+        write_json_atomic(Path(cfg.output), results)
     summary = {"run dir": run.run_dir.resolve(), "checkpoint": checkpoint, "metrics file": cfg.get("output")}
     summary.update(rerun_files(trainer))
     summary.update(written_predictions(trainer))
