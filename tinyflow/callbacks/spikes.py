@@ -52,7 +52,9 @@ class SpikeStatistics(L.Callback):
         if not isinstance(pl_module, RecurrentTask) or self._probe is not None:
             return
         self._task = pl_module
-        self._probe = SpikeProbe(pl_module.network, operations=False).attach()
+        # attached only while it counts: in validation and for the training steps that log (the hooks
+        # cost about 5 % of a training step)
+        self._probe = SpikeProbe(pl_module.network, operations=False)
         pl_module.window_observers.append(self._observe)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -61,6 +63,15 @@ class SpikeStatistics(L.Callback):
         self._probe.detach()
         pl_module.window_observers.remove(self._observe)
         self._probe = self._task = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self._probe is None:
+            return
+        # the step ends at global_step + 1 (one optimiser step per training step)
+        if self.train_every_n_steps and (trainer.global_step + 1) % self.train_every_n_steps == 0:
+            self._probe.attach()
+        else:
+            self._probe.detach()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if self._probe is None:
@@ -78,7 +89,7 @@ class SpikeStatistics(L.Callback):
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._probe is None:
             return
-        self._probe.take()  # the training windows since the last step are not validation windows
+        self._probe.attach().take()  # the training windows since the last step are not validation windows
         self._probe.operations = True
         self._recordings.clear()
         self._all = OperationCounts()
@@ -99,6 +110,7 @@ class SpikeStatistics(L.Callback):
         if self._probe is None:
             return
         self._probe.operations = False
+        self._probe.detach()
         recordings = {name: statistics(c, self.hardware) for name, c in sorted(self._recordings.items())}
         self.results = {
             "hardware": self.hardware.name if self.hardware is not None else None,

@@ -70,20 +70,33 @@ def splat_points_torch(
     return _BilinearSplat.apply(points, channel, weights, num_channels, sensor_size)
 
 
+def _chunk_slices(batch: int, num_points: int, size: int) -> list[slice]:
+    """Slices of the flattened [B * Q] points, at most ``size`` points each (or one element's ``Q``), that
+    never split an element across two chunks unless it alone has more than ``size`` points."""
+    if num_points <= size:
+        step = (size // max(num_points, 1)) * num_points  # whole elements per chunk
+        return [slice(begin, begin + step) for begin in range(0, batch * num_points, max(step, 1))]
+    return [
+        slice(element * num_points + begin, element * num_points + min(begin + size, num_points))
+        for element in range(batch)
+        for begin in range(0, num_points, size)
+    ]
+
+
 def _chunks(
     points: Tensor, channel: Tensor, num_channels: int, sensor_size: tuple[int, int]
-) -> Iterator[tuple[int, slice, Tensor, Tensor, Tensor]]:
-    """(batch element, point slice, [n] top-left neighbour in the flattened padded images of one weight,
-    fractions) per chunk."""
+) -> Iterator[tuple[slice, Tensor, Tensor, Tensor]]:
+    """(slice of the flattened [B * Q] points, [n] top-left neighbour in the flattened padded images of one
+    weight, fractions) per chunk of points. A chunk holds whole batch elements where they fit, so every
+    pixel receives its points' shares in the same order as one element at a time."""
     batch, num_points = channel.shape
     padded_height, padded_width = padded_size(sensor_size)
-    size = chunk_points(points.device)
-    for element in range(batch):
-        for begin in range(0, num_points, size):
-            chunk = slice(begin, begin + size)
-            pixel, fraction_x, fraction_y = padded_corners(points[element, chunk], sensor_size)
-            image = channel[element, chunk].long() + element * num_channels
-            yield element, chunk, pixel.add_(image * (padded_height * padded_width)), fraction_x, fraction_y
+    flat_points = points.reshape(batch * num_points, 2)
+    element = torch.arange(batch, device=channel.device).unsqueeze(1)
+    image = (channel.long() + element * num_channels).reshape(-1)
+    for chunk in _chunk_slices(batch, num_points, chunk_points(points.device)):
+        pixel, fraction_x, fraction_y = padded_corners(flat_points[chunk], sensor_size)
+        yield chunk, pixel.add_(image[chunk] * (padded_height * padded_width)), fraction_x, fraction_y
 
 
 class _BilinearSplat(torch.autograd.Function):
@@ -107,12 +120,11 @@ class _BilinearSplat(torch.autograd.Function):
         padded_height, padded_width = padded_size(sensor_size)
         padded = weights.new_zeros(num_weights, batch * num_channels * padded_height * padded_width)
         offsets = corner_offsets(sensor_size)
-        for element, chunk, pixel, fraction_x, fraction_y in _chunks(
-            points, channel, num_channels, sensor_size
-        ):
+        flat_weights = weights.reshape(-1, num_weights)
+        for chunk, pixel, fraction_x, fraction_y in _chunks(points, channel, num_channels, sensor_size):
             shares = corner_shares(fraction_x, fraction_y)
             for k in range(num_weights):
-                weight = weights[element, chunk, k]
+                weight = flat_weights[chunk, k]
                 for offset, share in zip(offsets, shares, strict=True):
                     padded[k, offset:].scatter_add_(0, pixel, share * weight)
         ctx.save_for_backward(points, channel, weights)
@@ -131,24 +143,25 @@ class _BilinearSplat(torch.autograd.Function):
         padded = padded.view(num_weights, -1)
         offsets = corner_offsets(ctx.sensor_size)
         need_points, _, need_weights = ctx.needs_input_grad[:3]
-        grad_points = torch.zeros_like(points) if need_points else None
-        grad_weights = torch.zeros_like(weights) if need_weights else None
-        for element, chunk, pixel, fraction_x, fraction_y in _chunks(
-            points, channel, ctx.num_channels, ctx.sensor_size
-        ):
+        flat_weights = weights.reshape(-1, num_weights)
+        grad_points = points.new_zeros(points.shape) if need_points else None
+        grad_weights = weights.new_zeros(weights.shape) if need_weights else None
+        flat_grad_points = None if grad_points is None else grad_points.view(-1, 2)
+        flat_grad_weights = None if grad_weights is None else grad_weights.view(-1, num_weights)
+        for chunk, pixel, fraction_x, fraction_y in _chunks(points, channel, ctx.num_channels, ctx.sensor_size):
             grad_x = grad_y = None
             for k in range(num_weights):
                 values = tuple(padded[k, offset:].index_select(0, pixel) for offset in offsets)
                 value, d_dx, d_dy = interpolate_corners(values, fraction_x, fraction_y)
-                if grad_weights is not None:
-                    grad_weights[element, chunk, k] = value
-                if grad_points is not None:
-                    weight = weights[element, chunk, k]
+                if flat_grad_weights is not None:
+                    flat_grad_weights[chunk, k] = value
+                if flat_grad_points is not None:
+                    weight = flat_weights[chunk, k]
                     grad_x = weight * d_dx if grad_x is None else grad_x.addcmul_(weight, d_dx)
                     grad_y = weight * d_dy if grad_y is None else grad_y.addcmul_(weight, d_dy)
-            if grad_points is not None and grad_x is not None and grad_y is not None:
-                grad_points[element, chunk, 0] = grad_x
-                grad_points[element, chunk, 1] = grad_y
+            if flat_grad_points is not None and grad_x is not None and grad_y is not None:
+                flat_grad_points[chunk, 0] = grad_x
+                flat_grad_points[chunk, 1] = grad_y
         return grad_points, None, grad_weights, None, None
 
 

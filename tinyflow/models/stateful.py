@@ -47,14 +47,18 @@ class StatefulNetwork(nn.Module):
                 f"reset_state mask: dtype {mask.dtype}, shape {tuple(mask.shape)}: expected bool [B]"
             )
 
-        def reset(tensor: Tensor) -> Tensor:
+        def checked(tensor: Tensor) -> Tensor:
             if tensor.shape[0] != mask.shape[0]:
                 raise ValueError(
                     f"reset_state mask has {mask.shape[0]} elements, state batch size is {tensor.shape[0]}"
                 )
-            return tensor.masked_fill(mask.view(-1, *[1] * (tensor.ndim - 1)).to(tensor.device), 0)
+            return tensor
 
-        self.state = map_state(reset, self.state)
+        def reset(tensor: Tensor) -> Tensor:
+            return checked(tensor).masked_fill(mask.view(-1, *[1] * (tensor.ndim - 1)).to(tensor.device), 0)
+
+        # Most training steps end no stream: the state stays as it is, without a copy of every tensor.
+        self.state = map_state(reset if bool(mask.any()) else checked, self.state)
 
     def detach_state(self) -> None:
         """Cut the autograd graph at the held state (truncated BPTT)."""
