@@ -148,7 +148,9 @@ class _BilinearSplat(torch.autograd.Function):
         grad_weights = weights.new_zeros(weights.shape) if need_weights else None
         flat_grad_points = None if grad_points is None else grad_points.view(-1, 2)
         flat_grad_weights = None if grad_weights is None else grad_weights.view(-1, num_weights)
-        for chunk, pixel, fraction_x, fraction_y in _chunks(points, channel, ctx.num_channels, ctx.sensor_size):
+        for chunk, pixel, fraction_x, fraction_y in _chunks(
+            points, channel, ctx.num_channels, ctx.sensor_size
+        ):
             grad_x = grad_y = None
             for k in range(num_weights):
                 values = tuple(padded[k, offset:].index_select(0, pixel) for offset in offsets)
