@@ -88,6 +88,28 @@ def test_splat_equals_the_previous_implementation(dtype, monkeypatch):
     assert_all_close(new, old)
 
 
+@pytest.mark.parametrize("chunk", [64, 1000, 4000])  # split elements, whole elements, all in one chunk
+def test_a_batch_splat_equals_each_element_splatted_alone_bit_for_bit(chunk, monkeypatch):
+    """Chunks hold whole batch elements where they fit: every pixel sums its shares in the order of a
+    one-element batch, so values and gradients are equal, not merely close."""
+    monkeypatch.setattr("tinyflow.cmax.bilinear.CHUNK_POINTS", {"cpu": chunk})
+    points, channel, weights, num_channels = splat_inputs(torch.float32, num_points=400, batch=5)
+    readout = torch.randn(5, num_channels, 2, *SENSOR)
+
+    def splat(p, w, c):
+        return splat_points_torch(p, c, w, num_channels, SENSOR)
+
+    batch = values_and_gradients(lambda p, w: splat(p, w, channel), (points, weights), readout)
+    for element in range(5):
+        alone = values_and_gradients(
+            lambda p, w, e=element: splat(p, w, channel[e : e + 1]),
+            (points[element : element + 1], weights[element : element + 1]),
+            readout[element : element + 1],
+        )
+        for together, single in zip(batch, alone, strict=True):
+            assert torch.equal(together[element : element + 1], single)
+
+
 def test_splat_gradcheck_and_nan_points_are_dropped():
     points, channel, weights, num_channels = splat_inputs(torch.float64, num_points=36)
     points, channel, weights = points[:, 6:], channel[:, 6:], weights[:, 6:]  # off the integer grid

@@ -30,6 +30,7 @@ from tinyflow.models.blocks import ConvGRU, ConvReLU
 from tinyflow.models.firenet import SHORT_LAYER_NAMES, firenet_body
 from tinyflow.models.neurons import NEURON_TYPES, build_spiking_layer
 from tinyflow.models.spiking import spiking_layers
+from tinyflow.models.stateful import map_state
 
 SMALL = {"num_bins": 2, "base_num_channels": 4, "kernel_size": 3}
 # a lower threshold keeps every layer of these 4-channel nets spiking
@@ -257,6 +258,24 @@ def test_bad_inputs_raise_clear_errors() -> None:
         stateful.reset_state(torch.tensor([1, 0, 1]))
     with pytest.raises(ValueError, match="mask has 2 elements, state batch size is 3"):
         stateful.reset_state(torch.tensor([True, False]))
+    with pytest.raises(ValueError, match="mask has 2 elements, state batch size is 3"):
+        stateful.reset_state(torch.tensor([False, False]))  # checked also when nothing is reset
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_a_mask_without_true_keeps_the_state_tensors(name: str) -> None:
+    stateful = StatefulNetwork(NETWORKS[name]())
+    stateful(windows(1)[0])
+    before = _tensors(stateful.state)
+    stateful.reset_state(torch.zeros(3, dtype=torch.bool))
+    after = _tensors(stateful.state)
+    assert len(after) == len(before) > 0 and all(a is b for a, b in zip(after, before, strict=True))
+
+
+def _tensors(state: object) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    map_state(lambda t: found.append(t) or t, state)
+    return found
 
 
 def test_prediction_without_bias_gives_zero_flow_for_silent_features() -> None:

@@ -272,6 +272,24 @@ def test_validate_reports_spikes_and_training_logs_firing_rates(
     assert 0 < recording["firing_rate"] < 100 and recording["energy_uj"] > 0
 
 
+def test_training_firing_rates_are_counted_only_for_the_steps_that_log_them(compose_config, tmp_path):
+    """The probe is attached for every second step here; those steps log rates of their own windows."""
+    overrides = [
+        "callbacks.spikes.train_every_n_steps=2",
+        "trainer.max_steps=5",
+        "trainer.log_every_n_steps=1",
+    ]
+    results = train(compose_config("train", overrides))
+    rows = list(csv.DictReader((tmp_path / "runs" / results["run_id"] / "csv" / "metrics.csv").open()))
+    logged = [int(row["step"]) for row in rows if row.get("train/firing_rate/G1")]
+    losses = [int(row["step"]) for row in rows if row.get("train/loss")]
+    assert losses == [0, 1, 2, 3, 4]  # the logger's step counts from 0: optimiser steps 2 and 4 log
+    assert logged == [1, 3]
+    assert all(
+        0 <= float(row["train/firing_rate/G1"]) <= 1 for row in rows if row.get("train/firing_rate/G1")
+    )
+
+
 def test_a_broken_profile_is_refused_before_validation(compose_config) -> None:
     with pytest.raises(ConfigError, match="hardware=loihi: energy constant: pj=-1"):
         validate(compose_config("validate", ["runid=nope", "hardware=loihi", "hardware.energy.ac.pj=-1"]))

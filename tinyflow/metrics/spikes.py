@@ -110,12 +110,18 @@ def tap_counts(conv: nn.Conv2d, present: Tensor) -> Tensor:
     return taps.flatten(1).sum(dim=1) * (conv.out_channels // groups)
 
 
-def conv_operations(conv: nn.Conv2d, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(dense MACs [B], synaptic operations [B], binary input [B] bool)`` of ``conv`` on ``x``."""
+def dense_macs(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """Dense MACs of ``conv`` on one stream of ``x``'s shape, ``[1]`` (the same for every stream)."""
+    return tap_counts(conv, torch.ones_like(x[:1]))
+
+
+def conv_operations(conv: nn.Conv2d, x: Tensor, dense: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(dense MACs [B], synaptic operations [B], binary input [B] bool)`` of ``conv`` on ``x``;
+    ``dense``: :func:`dense_macs` of this conv and input shape, where the caller has it already."""
     x = x.detach()
     binary = ((x == 0) | (x == 1)).flatten(1).all(dim=1)
-    dense = tap_counts(conv, torch.ones_like(x[:1])).expand(x.shape[0])
-    return dense, tap_counts(conv, x != 0), binary
+    dense = dense_macs(conv, x) if dense is None else dense
+    return dense.expand(x.shape[0]), tap_counts(conv, x != 0), binary
 
 
 class SpikeProbe:
@@ -146,6 +152,7 @@ class SpikeProbe:
                 self._conv_units[module] = unit_of(name)
         self._handles: list[RemovableHandle] = []
         self._pending: WindowCounts = {}
+        self._dense: dict[tuple[nn.Module, tuple[int, ...], torch.device], Tensor] = {}  # per conv, shape
 
     def attach(self) -> SpikeProbe:
         if self._handles:
@@ -186,7 +193,11 @@ class SpikeProbe:
         def hook(module: nn.Conv2d, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             if not self.operations:
                 return
-            dense, synaptic, binary = conv_operations(module, inputs[0])
+            x = inputs[0]
+            key = (module, tuple(x.shape[1:]), x.device)
+            if key not in self._dense:
+                self._dense[key] = dense_macs(module, x.detach())
+            dense, synaptic, binary = conv_operations(module, x, self._dense[key])
             zero = torch.zeros_like(synaptic)
             self._add(unit, "dense_macs", dense)
             self._add(unit, "spike_ops", torch.where(binary, synaptic, zero))
