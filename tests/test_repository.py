@@ -17,8 +17,7 @@ def text_files() -> list[Path]:
         for path in ROOT.rglob("*")
         if path.suffix in TEXT_SUFFIXES
         and path.is_file()
-        and not SKIPPED & set(path.relative_to(ROOT).parts)
-        and not any(part.endswith(".egg-info") for part in path.parts)
+        and not any(part in SKIPPED or part.endswith(".egg-info") for part in path.relative_to(ROOT).parts)
     ]
 
 

@@ -64,11 +64,15 @@ class SpikeStatistics(L.Callback):
         pl_module.window_observers.remove(self._observe)
         self._probe = self._task = None
 
+    def _logs_rates(self, step: int) -> bool:
+        """Whether the training step that ends at optimiser step ``step`` logs firing rates."""
+        return bool(self.train_every_n_steps) and step % self.train_every_n_steps == 0
+
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if self._probe is None:
             return
         # the step ends at global_step + 1 (one optimiser step per training step)
-        if self.train_every_n_steps and (trainer.global_step + 1) % self.train_every_n_steps == 0:
+        if self._logs_rates(trainer.global_step + 1):
             self._probe.attach()
         else:
             self._probe.detach()
@@ -77,8 +81,7 @@ class SpikeStatistics(L.Callback):
         if self._probe is None:
             return
         window_counts = self._probe.take()
-        step = trainer.global_step
-        if not window_counts or not self.train_every_n_steps or step % self.train_every_n_steps:
+        if not window_counts or not self._logs_rates(trainer.global_step):
             return
         counts = OperationCounts()
         counts.add(window_counts)

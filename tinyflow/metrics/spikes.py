@@ -196,7 +196,7 @@ class SpikeProbe:
             x = inputs[0]
             key = (module, tuple(x.shape[1:]), x.device)
             if key not in self._dense:
-                self._dense[key] = dense_macs(module, x.detach())
+                self._dense[key] = dense_macs(module, x)
             dense, synaptic, binary = conv_operations(module, x, self._dense[key])
             zero = torch.zeros_like(synaptic)
             self._add(unit, "dense_macs", dense)
