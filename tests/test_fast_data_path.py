@@ -139,6 +139,25 @@ def test_voxel_grid_equals_the_reference_on_edge_spans(num_bins: int) -> None:
     )
 
 
+@pytest.mark.parametrize("coordinates, polarity", [(np.int64, np.uint8), (np.int32, np.bool_)])
+def test_encodings_equal_the_reference_for_other_event_dtypes(coordinates: type, polarity: type) -> None:
+    """Coordinates wider than uint16 and boolean polarities take the same arithmetic, also in a stream."""
+    base = random_events(5000, np.random.default_rng(5))
+    events = Events(
+        base.x.astype(coordinates), base.y.astype(coordinates), base.t_us, base.p.astype(polarity)
+    )
+    encoders = {encoding: WindowEncoder(SENSOR, encoding, 5) for encoding in ("counts", "voxel")}
+    for stop in (len(events), 40, len(events)):  # cleared whole, then entry by entry
+        window, span = events[:stop], (int(events.t_us[0]), int(events.t_us[stop - 1]))
+        expected = {
+            "counts": reference_counts(base[:stop], SENSOR),
+            "voxel": reference_voxel(base[:stop], SENSOR, 5, *span),
+        }
+        for encoding, encoder in encoders.items():
+            assert same_bits(encode(window, SENSOR, encoding, 5, *span), expected[encoding])
+            assert same_bits(encoder(window, *span), expected[encoding])
+
+
 def test_counts_past_float32_integers_count_in_integers(monkeypatch) -> None:
     """Above COUNT_LIMIT events a window is counted in integers and rounded once, as before."""
     monkeypatch.setattr(encodings, "COUNT_LIMIT", 16)

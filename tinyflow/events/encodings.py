@@ -14,7 +14,7 @@ EVENT_LIST_COLUMNS = ("x", "y", "t_norm", "p_sign")
 
 ENCODINGS = ("counts", "voxel")
 COUNT_LIMIT = 1 << 24  # float32 counts are exact integers below 2**24
-_SIGNS = np.array([-1.0, 1.0], np.float32)  # polarity sign by p
+DENSE_WINDOW = 16  # a window with more events than 1/16 of its grid's entries is handled plane by plane
 
 
 class _Scratch:
@@ -39,21 +39,31 @@ def _pixel_index(events: Events, width: int, scratch: _Scratch) -> np.ndarray:
     return index
 
 
+Written = list[tuple[np.ndarray, np.ndarray]]
+"""The entries a window wrote: ``(view, index)`` pairs, ``view[index]`` for each (None: all of them)."""
+
+
 def _add_counts(
     grid: np.ndarray, events: Events, sensor_size: tuple[int, int], scratch: _Scratch
-) -> list[np.ndarray] | None:
+) -> Written | None:
     """Add the per-pixel counts of ``events`` to the flat float32 [2 * H * W] ``grid`` (ON events in channel 0,
-    OFF in channel 1); return the flat indices written (None: all of them)."""
+    OFF in channel 1); return the entries written (None: all of them)."""
     height, width = sensor_size
-    index = _pixel_index(events, width, scratch)
-    offset = scratch("offset", len(events), np.intp)  # the channel: OFF events one plane on
-    np.take(np.array([height * width, 0], np.intp), events.p, out=offset, mode="clip")
-    index += offset
+    # Row y of channel 1 - p (OFF events one plane on), in uint16 where rows fit, then the flat index.
+    narrow = events.y.dtype == np.uint16 and 2 * height <= 1 << 16
+    row_dtype = np.uint16 if narrow else np.intp
+    row = np.subtract(
+        1, events.p, out=scratch(f"row_{row_dtype.__name__}", len(events), row_dtype), dtype=row_dtype
+    )
+    np.multiply(row, height, out=row)
+    np.add(row, events.y, out=row)
+    index = np.multiply(row, width, out=scratch("index", len(events), np.intp), dtype=np.intp)
+    np.add(index, events.x, out=index)
     if len(index) >= COUNT_LIMIT:  # a pixel could pass 2**24: count in integers, round once
         grid += np.bincount(index, minlength=grid.size).astype(np.float32)
         return None
     np.add.at(grid, index, np.float32(1))
-    return [index]
+    return [(grid, index)]
 
 
 def event_counts(events: Events, sensor_size: tuple[int, int]) -> np.ndarray:
@@ -83,46 +93,68 @@ def _add_voxels(
     t_start_us: int,
     t_end_us: int,
     scratch: _Scratch,
-) -> list[np.ndarray]:
-    """Add the voxel grid of ``events`` to the flat float32 ``grid`` of ``num_bins + 1`` planes of H * W (the
-    last one a spill plane, discarded: it takes the upper neighbours beyond the last bin); return the flat
-    indices written. Float32 accumulation in a fixed order (np.add.at is unbuffered and sequential): every
-    event's lower temporal neighbour, then every event's upper one. The arithmetic is
-    :func:`normalised_time`'s and the bilinear weights', step for step, in the work arrays of ``scratch``."""
+    clear: bool = False,
+) -> Written:
+    """Add the voxel grid of ``events`` to the flat float32 [num_bins * H * W] ``grid`` (``clear``: zero it
+    first); return the entries written.
+
+    The additions into each entry are in the order of :func:`voxel_grid`'s definition (every event's lower
+    temporal neighbour, then every event's upper one), so the float32 sums are the same to the bit. A
+    window of many events (see :data:`DENSE_WINDOW`) is added plane by plane, so that one plane at a time
+    is in the caches: the events are time-ordered, so those of bin k (lower neighbour k) are contiguous,
+    and plane k takes the lower weights of bin k's events, then the upper weights of bin k - 1's. The
+    arithmetic is :func:`normalised_time`'s and the bilinear weights', step for step, in the work arrays of
+    ``scratch``."""
     n = len(events)
-    if n == 0:
-        return []
     height, width = sensor_size
     plane = height * width
-    b = scratch("b", n, np.float64)  # bin coordinate, then its fraction
+    if n == 0:
+        if clear:
+            grid.fill(0.0)
+        return []
+    b = scratch("b", n, np.float64)  # bin coordinate, non-decreasing with time
     span = t_end_us - t_start_us
     if span <= 0:
         b.fill(0.0)
-    else:
-        offset = scratch("lower", n, np.int64)
-        np.subtract(events.t_us, t_start_us, out=offset)
-        np.copyto(b, offset, casting="same_kind")
+    else:  # t - t_start is an integer below 2**53: subtracting in float64 is exact
+        np.subtract(events.t_us, t_start_us, out=b, dtype=np.float64)
         b /= span
     b *= num_bins - 1
-    # Truncation equals floor wherever the clip leaves it (b >= 0); below 0 both clip to bin 0.
-    lower = scratch("lower", n, np.int64)
-    np.copyto(lower, b, casting="unsafe")
-    np.maximum(lower, 0, out=lower)
-    np.minimum(lower, num_bins - 1, out=lower)
-    b -= lower
-    lower *= plane
-    lower += _pixel_index(events, width, scratch)
-    upper = np.add(lower, plane, out=scratch("upper", n, np.int64))
+    # Bin k = clip(floor(b)): events [cuts[k], cuts[k + 1]) (b < 1 in bin 0, b >= num_bins - 1 in the last).
+    cuts = [0, *np.searchsorted(b, np.arange(1, num_bins), side="left").tolist(), n]
+    pixel = _pixel_index(events, width, scratch)
+    sign = np.multiply(events.p, np.float32(2), out=scratch("sign", n, np.float32), dtype=np.float32)
+    sign -= 1  # polarity sign: -1 OFF, +1 ON
+    for k in range(1, num_bins):  # b becomes its fraction, b - floor(b), bin by bin
+        b[cuts[k] : cuts[k + 1]] -= k
     # Weights sign * (1 - frac) and sign * frac: rounded to float32, then times the sign (exact).
-    sign = np.take(_SIGNS, events.p, out=scratch("sign", n, np.float32), mode="clip")
     lower_weight = np.subtract(1.0, b, out=scratch("lower_weight", n, np.float32), casting="same_kind")
     lower_weight *= sign
     upper_weight = scratch("upper_weight", n, np.float32)
     np.copyto(upper_weight, b, casting="same_kind")
     upper_weight *= sign
-    np.add.at(grid, lower, lower_weight)
-    np.add.at(grid, upper, upper_weight)
-    return [lower, upper]
+    with_upper = cuts[num_bins - 1]  # the last bin's upper neighbours lie beyond the grid
+    if n * DENSE_WINDOW <= grid.size:  # few events: two scatters into the whole grid
+        if clear:
+            grid.fill(0.0)
+        lower = scratch("lower", n, np.intp)
+        for k in range(num_bins):
+            np.add(pixel[cuts[k] : cuts[k + 1]], k * plane, out=lower[cuts[k] : cuts[k + 1]])
+        upper = np.add(lower[:with_upper], plane, out=scratch("upper", with_upper, np.intp))
+        np.add.at(grid, lower, lower_weight)
+        np.add.at(grid, upper, upper_weight[:with_upper])
+        return [(grid, lower), (grid, upper)]
+    written: Written = []
+    for k in range(num_bins):  # plane k: bin k's lower weights, then bin k - 1's upper ones
+        target = grid[k * plane : (k + 1) * plane]
+        if clear:
+            target.fill(0.0)
+        parts = [(cuts[k], cuts[k + 1], lower_weight)] + ([(cuts[k - 1], cuts[k], upper_weight)] if k else [])
+        for lo, hi, weight in parts:
+            if hi > lo:
+                np.add.at(target, pixel[lo:hi], weight[lo:hi])
+                written.append((target, pixel[lo:hi]))
+    return written
 
 
 def _check_num_bins(num_bins: int) -> None:
@@ -140,9 +172,9 @@ def voxel_grid(
     """
     _check_num_bins(num_bins)
     height, width = sensor_size
-    grid = np.zeros((num_bins + 1) * height * width, np.float32)
+    grid = np.zeros(num_bins * height * width, np.float32)
     _add_voxels(grid, events, sensor_size, num_bins, t_start_us, t_end_us, _Scratch())
-    return grid[: num_bins * height * width].reshape(num_bins, height, width)
+    return grid.reshape(num_bins, height, width)
 
 
 def event_list(events: Events, t_start_us: int, t_end_us: int) -> np.ndarray:
@@ -185,9 +217,9 @@ class WindowEncoder:
     """:func:`encode` of one window after another into one reused float32 array, for a stream.
 
     Equal value for value to :func:`encode`, without a full-sensor allocation per window: each call
-    clears only the entries the previous window wrote (or the whole array when that is cheaper), then adds
-    the new window's events. The returned array is read-only and is overwritten by the next call: copy it
-    to keep it.
+    clears only the entries the previous window wrote (or the whole array when that is cheaper; a voxel
+    grid plane by plane as it is filled), then adds the new window's events. The returned array is
+    read-only and is overwritten by the next call: copy it to keep it.
     """
 
     def __init__(self, sensor_size: tuple[int, int], encoding: str, num_bins: int) -> None:
@@ -197,28 +229,37 @@ class WindowEncoder:
         self.sensor_size, self.encoding, self.num_bins = tuple(sensor_size), encoding, num_bins
         channels = 2 if encoding == "counts" else num_bins
         self._shape = (channels, *self.sensor_size)
-        spill = 0 if encoding == "counts" else 1  # the voxel grid's spill plane
-        self._grid = np.zeros((channels + spill) * self.sensor_size[0] * self.sensor_size[1], np.float32)
-        self._written: list[np.ndarray] | None = []  # views into _scratch, valid until the next call
+        self._grid = np.zeros(int(np.prod(self._shape)), np.float32)
+        self._written: Written | None = []  # views into _grid and _scratch, valid until the next call
         self._scratch = _Scratch()
 
-    def _clear(self) -> None:
+    def _clear_written(self) -> bool:
+        """Zero the entries the previous window wrote, if that is cheaper than zeroing the whole grid."""
         written = self._written
-        if written is None or sum(len(index) for index in written) * 16 > self._grid.size:
-            self._grid.fill(0.0)
-        else:
-            for index in written:
-                self._grid[index] = 0.0
+        if written is None or sum(len(index) for _, index in written) * DENSE_WINDOW > self._grid.size:
+            return False
+        for view, index in written:
+            view[index] = 0.0
+        return True
 
     def __call__(self, events: Events, t_start_us: int, t_end_us: int) -> np.ndarray:
         """The encoding of one window, float32 [C, H, W] (read-only; valid until the next call)."""
-        self._clear()
+        cleared = self._clear_written()
         if self.encoding == "counts":
+            if not cleared:
+                self._grid.fill(0.0)
             self._written = _add_counts(self._grid, events, self.sensor_size, self._scratch)
         else:
             self._written = _add_voxels(
-                self._grid, events, self.sensor_size, self.num_bins, t_start_us, t_end_us, self._scratch
+                self._grid,
+                events,
+                self.sensor_size,
+                self.num_bins,
+                t_start_us,
+                t_end_us,
+                self._scratch,
+                clear=not cleared,
             )
-        out = self._grid[: int(np.prod(self._shape))].reshape(self._shape)
+        out = self._grid.reshape(self._shape)
         out.flags.writeable = False
         return out
