@@ -6,7 +6,8 @@ Prints a JSON object, per compression and window size (1k and 100k events): ``ra
 h5py reads of the four event columns (one slice read per column and window, file in the page cache),
 ``counts`` and ``voxel`` the events/s of the pipeline as a stream runs it (windows cut, events read and
 encoded as 2-channel counts or a 5-bin voxel grid: :func:`tinyflow.io.encoded.encoded_windows`), each in
-M events/s, and ``ratio`` pipeline / raw, all measured in this run (one process, numpy on one core); and
+M events/s, ``ratio`` pipeline / raw, and ``scatter_bound`` the ratio if the encoding cost no more than its
+``np.add.at`` scatter (see :func:`compare`), all measured in this run (one process, numpy on one core); and
 the generator's events/s on its default config.
 """
 
@@ -74,17 +75,39 @@ def raw_read(path: Path, events_per_window: int, max_events: int) -> float:
         return processed / (time.perf_counter() - start_time)
 
 
+def scatter_rate(events_per_window: int, scatters_per_event: int, grid_size: int, windows: int = 20) -> float:
+    """Events/s of the scatter alone that an encoding needs (``np.add.at`` of ``scatters_per_event`` random
+    pixels per event into a float32 grid of ``grid_size``, indices and weights precomputed): the counts take
+    one into 2 planes, the voxel grid two (lower and upper neighbour) into one plane at a time."""
+    rng = np.random.default_rng(1)
+    grid = np.zeros(grid_size, np.float32)
+    indices = [rng.integers(0, grid_size, events_per_window) for _ in range(windows)]
+    weight = np.float32(1)
+    start = time.perf_counter()
+    for index in indices:
+        for _ in range(scatters_per_event):
+            np.add.at(grid, index, weight)
+    return events_per_window * windows / (time.perf_counter() - start)
+
+
 def compare(path: Path, events_per_window: int, max_events: int, repeats: int) -> dict[str, object]:
-    """Raw reads and the pipeline (counts, voxel) in M events/s, best of ``repeats`` interleaved runs."""
+    """Raw reads and the pipeline (counts, voxel) in M events/s, best of ``repeats`` interleaved runs, and
+    ``scatter_bound``: the ratio a pipeline would reach whose only cost besides the raw read were the scatter
+    of its encoding (:func:`scatter_rate`), the bound for an encoder built on ``np.add.at``."""
+    plane = SENSOR[0] * SENSOR[1]
+    scatters = {"counts": (1, 2 * plane), "voxel": (2, plane)}
     best = {"raw": 0.0, "counts": 0.0, "voxel": 0.0}
+    scatter = {"counts": 0.0, "voxel": 0.0}
     for _ in range(repeats):
         best["raw"] = max(best["raw"], raw_read(path, events_per_window, max_events))
         for encoding in ("counts", "voxel"):
             rate = read_window_encode(path, events_per_window, encoding, max_events)
             best[encoding] = max(best[encoding], rate)
+            scatter[encoding] = max(scatter[encoding], scatter_rate(events_per_window, *scatters[encoding]))
     return {
         "mev_per_s": {key: round(rate / 1e6, 2) for key, rate in best.items()},
         "ratio": {key: round(best[key] / best["raw"], 3) for key in ("counts", "voxel")},
+        "scatter_bound": {key: round(rate / (rate + best["raw"]), 3) for key, rate in scatter.items()},
     }
 
 
