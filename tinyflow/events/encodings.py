@@ -44,10 +44,12 @@ Written = list[tuple[np.ndarray, np.ndarray]]
 
 
 def _add_counts(
-    grid: np.ndarray, events: Events, sensor_size: tuple[int, int], scratch: _Scratch
+    grid: np.ndarray, events: Events, sensor_size: tuple[int, int], scratch: _Scratch, clear: bool = False
 ) -> Written | None:
-    """Add the per-pixel counts of ``events`` to the flat float32 [2 * H * W] ``grid`` (ON events in channel 0,
-    OFF in channel 1); return the entries written (None: all of them)."""
+    """Add the per-pixel counts of ``events`` to the flat float32 [2 * H * W] ``grid`` (``clear``: zero it
+    first; ON events in channel 0, OFF in channel 1); return the entries written (None: all of them)."""
+    if clear:
+        grid.fill(0.0)
     height, width = sensor_size
     # Row y of channel 1 - p (OFF events one plane on), in uint16 where rows fit, then the flat index.
     narrow = events.y.dtype == np.uint16 and 2 * height <= 1 << 16
@@ -133,10 +135,10 @@ def _add_voxels(
     upper_weight = scratch("upper_weight", n, np.float32)
     np.copyto(upper_weight, b, casting="same_kind")
     upper_weight *= sign
-    with_upper = cuts[num_bins - 1]  # the last bin's upper neighbours lie beyond the grid
     if n * DENSE_WINDOW <= grid.size:  # few events: two scatters into the whole grid
         if clear:
             grid.fill(0.0)
+        with_upper = cuts[num_bins - 1]  # the last bin's upper neighbours lie beyond the grid
         lower = scratch("lower", n, np.intp)
         for k in range(num_bins):
             np.add(pixel[cuts[k] : cuts[k + 1]], k * plane, out=lower[cuts[k] : cuts[k + 1]])
@@ -246,9 +248,9 @@ class WindowEncoder:
         """The encoding of one window, float32 [C, H, W] (read-only; valid until the next call)."""
         cleared = self._clear_written()
         if self.encoding == "counts":
-            if not cleared:
-                self._grid.fill(0.0)
-            self._written = _add_counts(self._grid, events, self.sensor_size, self._scratch)
+            self._written = _add_counts(
+                self._grid, events, self.sensor_size, self._scratch, clear=not cleared
+            )
         else:
             self._written = _add_voxels(
                 self._grid,
