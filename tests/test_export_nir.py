@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,23 @@ def test_each_layer_type_round_trips_through_nir(layer_type, recurrent, kwargs, 
             lambda: LIFFireFlowNet(num_bins=2, base_num_channels=4, neuron_kwargs=LIVELY),
             id="lif_fireflownet",
         ),
+        pytest.param(  # the blur folded into the head conv, renormalised at the borders by the postprocess
+            lambda: LIFFireNet(
+                num_bins=2, base_num_channels=4, neuron_kwargs=LIVELY, prediction_smoothing_px=1.5
+            ),
+            id="lif_firenet-smoothed",
+        ),
+        pytest.param(
+            lambda: LIFFireNet(
+                num_bins=2,
+                base_num_channels=4,
+                neuron_kwargs=LIVELY,
+                prediction_smoothing_px=1.0,
+                prediction_bias=True,
+                prediction_init_scale=0.3,
+            ),
+            id="lif_firenet-smoothed-bias",
+        ),
     ],
 )
 def test_spiking_firenets_round_trip_through_nir(network, tmp_path) -> None:
@@ -152,8 +170,15 @@ def lif_network_with(layer_type: type, **kwargs) -> RecurrentNetwork:
             lambda: LIFEVFlowNet(num_bins=2, base_num_channels=2, num_encoders=1, num_residual_blocks=0),
             r"LIFEVFlowNet: layer 'D1' upsamples its input: NIR has no upsampling primitive",
         ),
+        (
+            lambda: RecurrentNetwork(
+                body=RecurrentBody(2, [LayerSpec("L", 4, partial(ConvLIF, kernel_size=3))]),
+                head=FlowHead(4, flow_scaling=1.0, kernel_size=3, smoothing_px=1.0),
+            ),
+            r"FlowHead with smoothing_px=1.0 and a \(3, 3\) conv: export=nir folds the blur into a 1x1 head conv only",
+        ),
     ],
-    ids=["ann", "plif", "soft-reset", "upsampling"],
+    ids=["ann", "plif", "soft-reset", "upsampling", "smoothed-3x3-head"],
 )
 def test_a_layer_without_nir_primitive_is_named(network, message: str) -> None:
     with pytest.raises(ExportError, match=message):

@@ -28,6 +28,7 @@ from tinyflow.models import (
 )
 from tinyflow.models.blocks import ConvGRU, ConvReLU
 from tinyflow.models.firenet import SHORT_LAYER_NAMES, firenet_body
+from tinyflow.models.heads import gaussian_blur, gaussian_kernel
 from tinyflow.models.neurons import NEURON_TYPES, build_spiking_layer
 from tinyflow.models.spiking import spiking_layers
 from tinyflow.models.stateful import map_state
@@ -302,6 +303,36 @@ def test_prediction_init_scale_bounds_the_initial_prediction_weights(
     weight = network_class(num_bins=2, base_num_channels=4, **kwargs).prediction.conv.weight
     assert float(weight.abs().max()) <= bound
     assert float(weight.abs().max()) > 0.5 * bound  # 8 uniform draws: the largest is near the bound
+
+
+def test_gaussian_blur_keeps_constant_maps_and_spreads_an_impulse_by_the_kernel() -> None:
+    kernel = gaussian_kernel(1.5)
+    assert kernel.numel() == 11 and torch.isclose(kernel.sum(), torch.tensor(1.0))
+    constant = torch.full((2, 2, 9, 13), -0.7)
+    assert torch.allclose(gaussian_blur(constant, kernel), constant, atol=1e-6)  # borders included
+    impulse = torch.zeros(1, 1, 21, 21)
+    impulse[0, 0, 10, 10] = 1.0
+    blurred = gaussian_blur(impulse, kernel)[0, 0]  # far from the borders: the 2-D Gaussian itself
+    offsets = torch.arange(-10, 11, dtype=torch.float32)
+    expected = torch.exp(-0.5 * (offsets[:, None] ** 2 + offsets[None, :] ** 2) / 1.5**2)
+    expected[(offsets.abs() > 5)[:, None] | (offsets.abs() > 5)[None, :]] = 0.0  # cut at 3 sigma
+    assert torch.allclose(blurred, expected / expected.sum(), atol=1e-7)
+
+
+def test_smoothed_flow_head_blurs_before_tanh_and_keeps_its_state_dict() -> None:
+    torch.manual_seed(0)
+    plain = FlowHead(4, flow_scaling=5.0)
+    smoothed = FlowHead(4, flow_scaling=5.0, smoothing_px=2.0)
+    smoothed.load_state_dict(plain.state_dict())  # the kernel is fixed: no new state-dict entry
+    features = torch.randn(2, 4, 16, 16)
+    logits = plain.conv(features)
+    expected = 5.0 * torch.tanh(gaussian_blur(logits, gaussian_kernel(2.0)))
+    assert torch.allclose(smoothed(features), expected, atol=1e-6)
+    assert smoothed(features).diff(dim=-1).abs().mean() < 0.5 * plain(features).diff(dim=-1).abs().mean()
+    network = LIFFireNet(**SMALL, prediction_smoothing_px=1.0)
+    assert network.prediction.smoothing.sigma_px == 1.0
+    with pytest.raises(ValueError, match=r"smoothing_px=0\.0: expected a positive standard deviation"):
+        FlowHead(4, flow_scaling=1.0, smoothing_px=0.0)
 
 
 def test_state_dict_keys_are_those_of_earlier_checkpoints() -> None:

@@ -150,6 +150,20 @@ def test_a_dense_network_has_effective_macs_equal_to_its_dense_macs() -> None:
         assert fields["spike_ops"] == 0 and fields["neuron_updates"] == 0
 
 
+def test_the_heads_blur_counts_its_taps_inside_the_image_and_one_multiply_per_value() -> None:
+    """sigma 1 px: radius 3; on a 5-pixel axis the in-image taps of a 7-tap pass are 4+5+5+5+4 = 23 per row."""
+    torch.manual_seed(0)
+    plain = LIFFireNet(num_bins=2, base_num_channels=4)
+    torch.manual_seed(0)  # the same weights: the same spikes into the head conv
+    smoothed = LIFFireNet(num_bins=2, base_num_channels=4, prediction_smoothing_px=1.0)
+    x = torch.rand(2, 2, 5, 5)
+    blur = counted(smoothed, x)["prediction"]
+    assert smoothed.prediction.smoothing.macs(2, 5, 5) == 2 * (23 * 5 + 23 * 5 + 25)
+    extra = {field: blur[field] - counted(plain, x)["prediction"][field] for field in blur}
+    assert extra["dense_macs"] == extra["real_ops"] == 2 * 2 * (23 * 5 + 23 * 5 + 25)  # 2 streams
+    assert extra["spike_ops"] == 0
+
+
 def test_a_silent_network_has_zero_acs() -> None:
     """Thresholds far above any current: no spike, so every layer after the first gets zeros (no AC); the
     first layer's real-valued voxel input still costs MACs, and every neuron is still updated."""

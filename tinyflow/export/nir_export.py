@@ -33,6 +33,7 @@ Any other layer (ANN blocks, PLIF/ALIF/XLIF traces, soft reset, upsampling, conc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from tinyflow.export.errors import ExportError
-from tinyflow.models.heads import FlowHead
+from tinyflow.models.heads import FlowHead, blur_weight
 from tinyflow.models.network import RecurrentNetwork, event_presence_mask
 from tinyflow.models.neurons.base import ConvSynapses
 from tinyflow.models.neurons.lif import ConvLIF
@@ -179,19 +180,73 @@ def _supported() -> str:
 @dataclass(frozen=True)
 class Postprocess:
     """What turns the graph's output into the prediction: ``flow_scaling * tanh(output)`` (or the output times
-    ``flow_scaling`` for a linear head), times the event mask of the input where ``mask_output``."""
+    ``flow_scaling`` for a linear head), times the event mask of the input where ``mask_output``.
+
+    For a head that blurs its conv's output (``FlowHead.smoothing``), the graph's head conv holds the conv
+    and the Gaussian folded into one kernel, with zero padding and no bias; the output is then first divided
+    by ``blur_weight`` [H, W] (the kernel weight inside the image at each pixel) and the head's ``bias`` [C]
+    added, before tanh: exactly the head's renormalised blur.
+    """
 
     flow_scaling: float
     tanh: bool
     mask_output: bool
+    smoothing_px: float | None = None
+    blur_weight: Tensor | None = None
+    bias: Tensor | None = None
 
     def __call__(self, output: Tensor, x: Tensor) -> Tensor:
+        if self.blur_weight is not None:
+            output = output / self.blur_weight
+        if self.bias is not None:
+            output = output + self.bias.view(-1, 1, 1)
         flow = self.flow_scaling * (torch.tanh(output) if self.tanh else output)
         return flow * event_presence_mask(x) if self.mask_output else flow
 
     def describe(self) -> str:
-        body = f"{self.flow_scaling:g} * {'tanh(output)' if self.tanh else 'output'}"
+        inner = "output"
+        if self.smoothing_px is not None:
+            inner = (
+                f"output / w + b, w the weight of the head's Gaussian (std {self.smoothing_px:g} px) inside "
+                f"the image at each pixel, b the head's bias"
+            )
+        body = f"{self.flow_scaling:g} * {f'tanh({inner})' if self.tanh else f'({inner})'}"
         return body + (" * (any input channel of the pixel != 0)" if self.mask_output else "")
+
+
+def smoothed_head_conv(head: FlowHead, hw: tuple[int, int]) -> tuple[nir.Conv2d, Postprocess]:
+    """The head conv of a blurring :class:`FlowHead` with its Gaussian folded in (a ``2 r + 1`` kernel, zero
+    padding ``r``, no bias) and the :class:`Postprocess` that renormalises it and adds the bias.
+
+    Raises:
+        ExportError: the head's conv is not 1x1 (a k x k conv padded by zeros, then blurred, folds into no
+            single zero-padded conv).
+    """
+    conv = head.conv
+    if conv.kernel_size != (1, 1):
+        raise ExportError(
+            f"FlowHead with smoothing_px={head.smoothing.sigma_px} and a {conv.kernel_size} conv: export=nir folds the "
+            f"blur into a 1x1 head conv only; export=onnx exports this network"
+        )
+    kernel = head.smoothing.kernel.detach().cpu().double()
+    gaussian = torch.outer(kernel, kernel).numpy()
+    weight = conv.weight.detach().cpu().double().numpy()[:, :, :1, :1] * gaussian
+    radius = kernel.numel() // 2
+    node = nir.Conv2d(
+        input_shape=hw,
+        weight=weight.astype(np.float32),
+        stride=(1, 1),
+        padding=(radius, radius),
+        dilation=(1, 1),
+        groups=1,
+        bias=np.zeros(conv.out_channels, np.float32),
+    )
+    bias = conv.bias.detach().cpu() if conv.bias is not None else None
+    weight_map = blur_weight(kernel, *hw).float()
+    post = Postprocess(
+        head.flow_scaling, head.activation == "tanh", False, head.smoothing.sigma_px, weight_map, bias
+    )
+    return node, post
 
 
 def to_nir(network: RecurrentNetwork, input_shape: tuple[int, int, int]) -> tuple[nir.NIRGraph, Postprocess]:
@@ -239,11 +294,15 @@ def to_nir(network: RecurrentNetwork, input_shape: tuple[int, int, int]) -> tupl
             f"FlowHead without upsampling"
         )
     conv = head.conv
-    bias = conv.bias.detach().cpu().numpy() if conv.bias is not None else np.zeros(conv.out_channels)
-    nodes[HEAD_NODE] = _conv_node(conv, conv.weight.detach().cpu().numpy(), bias, hw)
+    if head.smoothing is None:
+        bias = conv.bias.detach().cpu().numpy() if conv.bias is not None else np.zeros(conv.out_channels)
+        nodes[HEAD_NODE] = _conv_node(conv, conv.weight.detach().cpu().numpy(), bias, hw)
+        post = Postprocess(head.flow_scaling, head.activation == "tanh", network.mask_output)
+    else:
+        nodes[HEAD_NODE], post = smoothed_head_conv(head, hw)
+        post = dataclasses.replace(post, mask_output=network.mask_output)
     nodes[OUTPUT_NODE] = nir.Output(output_type={"output": np.array([conv.out_channels, *hw])})
     edges += [(source, HEAD_NODE) for source in features] + [(HEAD_NODE, OUTPUT_NODE)]
-    post = Postprocess(head.flow_scaling, head.activation == "tanh", network.mask_output)
     metadata = {
         "source": "tinyflow",
         "network": network_name,

@@ -36,6 +36,7 @@ from torch.utils.hooks import RemovableHandle
 
 from tinyflow.metrics.hardware import HardwareProfile
 from tinyflow.metrics.registry import Metric, register_task_metrics
+from tinyflow.models.heads import GaussianSmoothing
 from tinyflow.models.spiking import SpikingLayer
 
 COUNT_FIELDS = (
@@ -147,9 +148,12 @@ class SpikeProbe:
             )
         self.spiking_units = spiking_unit_names(self.network)
         self._conv_units: dict[nn.Module, str] = {}
+        self._blur_units: dict[GaussianSmoothing, str] = {}
         for name, module in self.network.named_modules():
             if isinstance(module, COUNTED_LAYERS):
                 self._conv_units[module] = unit_of(name)
+            elif isinstance(module, GaussianSmoothing):
+                self._blur_units[module] = unit_of(name)
         self._handles: list[RemovableHandle] = []
         self._pending: WindowCounts = {}
         self._dense: dict[tuple[nn.Module, tuple[int, ...], torch.device], Tensor] = {}  # per conv, shape
@@ -159,6 +163,8 @@ class SpikeProbe:
             return self
         for module, unit in self._conv_units.items():
             self._handles.append(module.register_forward_hook(self._conv_hook(unit)))
+        for module, unit in self._blur_units.items():
+            self._handles.append(module.register_forward_hook(self._blur_hook(unit)))
         body = getattr(self.network, "layers", None)
         if isinstance(body, nn.ModuleDict):
             for name, layer in body.items():
@@ -203,6 +209,20 @@ class SpikeProbe:
             self._add(unit, "spike_ops", torch.where(binary, synaptic, zero))
             real = torch.where(binary, zero, synaptic)
             self._add(unit, "real_spiking_ops" if spiking else "real_ops", real)
+
+        return hook
+
+    def _blur_hook(self, unit: str):
+        """A fixed blur of real values: its MACs are dense and real-valued (outside the spiking layers)."""
+
+        @torch.no_grad()
+        def hook(module: GaussianSmoothing, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+            if not self.operations:
+                return
+            x = inputs[0]
+            macs = torch.full((x.shape[0],), float(module.macs(*x.shape[1:])), device=x.device)
+            self._add(unit, "dense_macs", macs)
+            self._add(unit, "real_ops", macs)
 
         return hook
 

@@ -107,6 +107,8 @@ class FireNetFamily(RecurrentNetwork, abc.ABC):
         prediction_init_scale: the prediction conv's weights start uniform in ``+-prediction_init_scale``;
             None = PyTorch's default (``+-1/sqrt(base_num_channels)``). Default:
             :attr:`default_prediction_init_scale` (event_flow: None for FireNet, 0.01 for the others).
+        prediction_smoothing_px: the flow head's fixed Gaussian blur, standard deviation in pixels (see
+            :class:`~tinyflow.models.heads.FlowHead`, ``smoothing_px``); None (event_flow): no blur.
     """
 
     body_layers: ClassVar[tuple[str, ...]] = FIRENET_LAYER_NAMES
@@ -126,6 +128,7 @@ class FireNetFamily(RecurrentNetwork, abc.ABC):
         residual: bool = False,
         prediction_bias: bool = True,
         prediction_init_scale: float | Default | None = Default.CLASS,
+        prediction_smoothing_px: float | None = None,
     ) -> None:
         neuron = self.default_neuron if neuron is Default.CLASS else neuron
         if prediction_init_scale is Default.CLASS:
@@ -144,6 +147,7 @@ class FireNetFamily(RecurrentNetwork, abc.ABC):
             flow_scaling=flow_scaling,
             prediction_init_scale=prediction_init_scale,
             prediction_bias=prediction_bias,
+            smoothing_px=prediction_smoothing_px,
         )
         super().__init__(body=body, head=head, mask_output=mask_output)
 

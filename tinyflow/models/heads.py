@@ -8,6 +8,7 @@ stores it as ``out[output_key]``: :class:`FlowHead` (``"flow"``, ``[B, 2, H, W]`
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
@@ -16,6 +17,62 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tinyflow.models.blocks import check_padding_mode
+
+
+def gaussian_kernel(sigma_px: float) -> Tensor:
+    """The 1-D Gaussian of standard deviation ``sigma_px`` pixels, cut at 3 sigma, summing to 1 [2 r + 1]."""
+    radius = max(1, math.ceil(3.0 * sigma_px))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma_px) ** 2)
+    return kernel / kernel.sum()
+
+
+def _separable(x: Tensor, kernel: Tensor) -> Tensor:
+    """``x`` [B, C, H, W] convolved channel by channel with ``kernel`` [2 r + 1] along y, then x (zero padding)."""
+    channels, radius = x.shape[1], kernel.numel() // 2
+    kernel = kernel.to(x.dtype)
+    ky = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    kx = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    return F.conv2d(
+        F.conv2d(x, ky, padding=(radius, 0), groups=channels), kx, padding=(0, radius), groups=channels
+    )
+
+
+def blur_weight(kernel: Tensor, height: int, width: int) -> Tensor:
+    """The weight of the separable ``kernel`` that lies inside a ``height x width`` image at each pixel [H, W]."""
+    return _separable(torch.ones(1, 1, height, width, dtype=kernel.dtype, device=kernel.device), kernel)[0, 0]
+
+
+def gaussian_blur(x: Tensor, kernel: Tensor) -> Tensor:
+    """``x`` [B, C, H, W] blurred channel by channel with the separable ``kernel`` [2 r + 1] along y then x,
+    each output divided by :func:`blur_weight` (zero padding, renormalised): a constant map is unchanged,
+    borders included."""
+    return _separable(x, kernel) / blur_weight(kernel.to(x.dtype), *x.shape[-2:])
+
+
+class GaussianSmoothing(nn.Module):
+    """A fixed, renormalised Gaussian blur (:func:`gaussian_blur`) of standard deviation ``sigma_px`` pixels;
+    its kernel is a buffer left out of the state dict (nothing to learn or to load)."""
+
+    def __init__(self, sigma_px: float) -> None:
+        super().__init__()
+        if not sigma_px > 0:
+            raise ValueError(f"smoothing_px={sigma_px!r}: expected a positive standard deviation in pixels")
+        self.sigma_px = float(sigma_px)
+        self.register_buffer("kernel", gaussian_kernel(self.sigma_px), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gaussian_blur(x, self.kernel)
+
+    def macs(self, channels: int, height: int, width: int) -> int:
+        """Multiply-accumulates of one blur of a ``[channels, height, width]`` map: the taps inside the image
+        of both passes, plus one multiply per value by the precomputed reciprocal of :func:`blur_weight`."""
+        radius = self.kernel.numel() // 2
+
+        def taps(size: int) -> int:  # in-image taps of a 1-D pass, summed over the positions
+            return sum(min(i + radius, size - 1) - max(i - radius, 0) + 1 for i in range(size))
+
+        return channels * (taps(height) * width + taps(width) * height + height * width)
 
 
 class PredictionHead(nn.Module, ABC):
@@ -62,6 +119,10 @@ class FlowHead(PredictionHead):
         upsample: upsampling factor of the flow (TinyCMax: 8), by ``upsample_mode``.
         upsample_mode: ``"bilinear"`` (TinyCMax) or ``"nearest"``.
         padding_mode: of the conv (TinyCMax: ``"reflect"``).
+        smoothing_px: if set, the conv's output is blurred by a fixed Gaussian of this standard deviation
+            in pixels of the features (before tanh), normalised over the weights that fall inside the
+            image so that a constant map stays constant up to the borders: the flow cannot vary from
+            pixel to pixel faster than the kernel allows (:class:`GaussianSmoothing`). None: no blur.
     """
 
     output_key = "flow"
@@ -78,6 +139,7 @@ class FlowHead(PredictionHead):
         upsample: int = 1,
         upsample_mode: Literal["bilinear", "nearest"] = "bilinear",
         padding_mode: str = "zeros",
+        smoothing_px: float | None = None,
     ) -> None:
         super().__init__(in_channels, upsample)
         if not flow_scaling > 0:
@@ -98,6 +160,7 @@ class FlowHead(PredictionHead):
         self.flow_scaling = float(flow_scaling)
         self.activation = activation
         self.upsample_mode = upsample_mode
+        self.smoothing = None if smoothing_px is None else GaussianSmoothing(smoothing_px)
         if prediction_init_scale is not None:
             nn.init.uniform_(self.conv.weight, -prediction_init_scale, prediction_init_scale)
             if prediction_bias:
@@ -105,6 +168,8 @@ class FlowHead(PredictionHead):
 
     def forward(self, features: Tensor) -> Tensor:
         flow = self.conv(features)
+        if self.smoothing is not None:
+            flow = self.smoothing(flow)
         if self.activation == "tanh":
             flow = torch.tanh(flow)
         if self.upsample != 1:
@@ -141,4 +206,12 @@ class DepthHead(PredictionHead):
         return self.conv(features)
 
 
-__all__ = ["DepthHead", "FlowHead", "PredictionHead"]
+__all__ = [
+    "DepthHead",
+    "FlowHead",
+    "GaussianSmoothing",
+    "PredictionHead",
+    "blur_weight",
+    "gaussian_blur",
+    "gaussian_kernel",
+]
