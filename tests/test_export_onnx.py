@@ -112,6 +112,10 @@ def test_float_parity_over_a_sequence(lif_firenet) -> None:
             lambda: RecEVFlowNet(num_bins=2, base_num_channels=2, num_encoders=2, recurrent_block="convlstm"),
             id="convlstm-tuple-state",
         ),
+        pytest.param(  # the head's fixed blur: two depthwise convs and the renormalisation, standard ops
+            lambda: LIFFireNet(num_bins=2, base_num_channels=4, prediction_smoothing_px=1.5),
+            id="smoothed-head",
+        ),
     ],
 )
 def test_state_layouts_of_every_kind_round_trip(network, tmp_path) -> None:

@@ -26,6 +26,7 @@ from tinyflow.metrics.spikes import (
     energy_pj,
     layer_statistics,
     statistics,
+    synaptic_ops,
 )
 from tinyflow.models import LIFFireNet
 from tinyflow.models.blocks import ConvLayer
@@ -151,17 +152,36 @@ def test_a_dense_network_has_effective_macs_equal_to_its_dense_macs() -> None:
 
 
 def test_the_heads_blur_counts_its_taps_inside_the_image_and_one_multiply_per_value() -> None:
-    """sigma 1 px: radius 3; on a 5-pixel axis the in-image taps of a 7-tap pass are 4+5+5+5+4 = 23 per row."""
+    """sigma 1 px: radius 3; on a 5-pixel axis the in-image taps of a 7-tap pass are 4+5+5+5+4 = 23 per row.
+    Folded into the head conv (a 7x7 conv on the binary features, as export=nir writes it), the blur costs the
+    ACs of that conv instead: what a profile without multiplier (Loihi) prices."""
     torch.manual_seed(0)
     plain = LIFFireNet(num_bins=2, base_num_channels=4)
     torch.manual_seed(0)  # the same weights: the same spikes into the head conv
     smoothed = LIFFireNet(num_bins=2, base_num_channels=4, prediction_smoothing_px=1.0)
     x = torch.rand(2, 2, 5, 5)
+    features = []
+    smoothed.prediction.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
     blur = counted(smoothed, x)["prediction"]
     assert smoothed.prediction.smoothing.macs(2, 5, 5) == 2 * (23 * 5 + 23 * 5 + 25)
     extra = {field: blur[field] - counted(plain, x)["prediction"][field] for field in blur}
-    assert extra["dense_macs"] == extra["real_ops"] == 2 * 2 * (23 * 5 + 23 * 5 + 25)  # 2 streams
+    assert extra["dense_macs"] == extra["real_ops"] == extra["blur_macs"] == 2 * 2 * (23 * 5 + 23 * 5 + 25)
     assert extra["spike_ops"] == 0
+    folded = nn.Conv2d(4, 2, 7, padding=3)
+    _, folded_acs, binary = conv_operations(folded, features[0])
+    assert bool(binary.all()) and blur["spike_ops"] + blur["blur_folded_acs"] == float(folded_acs.sum()) > 0
+    loihi_like = HardwareProfile(
+        name="no-multiplier",
+        description="test",
+        precision="int8",
+        export_format="nir",
+        energy=EnergyModel(
+            ac=EnergyConstant(1.0, "test"),
+            neuron_update=EnergyConstant(1.0, "test"),
+            ann_mac=EnergyConstant(1.0, "test"),
+        ),
+    )
+    assert synaptic_ops(blur, loihi_like) == (float(folded_acs.sum()), 0.0)
 
 
 def test_a_silent_network_has_zero_acs() -> None:

@@ -36,7 +36,7 @@ from torch.utils.hooks import RemovableHandle
 
 from tinyflow.metrics.hardware import HardwareProfile
 from tinyflow.metrics.registry import Metric, register_task_metrics
-from tinyflow.models.heads import GaussianSmoothing
+from tinyflow.models.heads import FlowHead
 from tinyflow.models.spiking import SpikingLayer
 
 COUNT_FIELDS = (
@@ -48,6 +48,8 @@ COUNT_FIELDS = (
     "spikes",  # spikes emitted
     "outputs",  # output values of a body layer
     "nonzero_outputs",  # nonzero output values of a body layer
+    "blur_macs",  # MACs of a flow head's fixed blur on binary features (in real_ops too)
+    "blur_folded_acs",  # the ACs that blur adds when folded into the head conv (no multiplier: export=nir)
 )
 COUNTED_LAYERS = (nn.Conv2d,)
 UNCOUNTED_LAYERS = (
@@ -148,11 +150,11 @@ class SpikeProbe:
             )
         self.spiking_units = spiking_unit_names(self.network)
         self._conv_units: dict[nn.Module, str] = {}
-        self._blur_units: dict[GaussianSmoothing, str] = {}
+        self._blur_units: dict[FlowHead, str] = {}
         for name, module in self.network.named_modules():
             if isinstance(module, COUNTED_LAYERS):
                 self._conv_units[module] = unit_of(name)
-            elif isinstance(module, GaussianSmoothing):
+            elif isinstance(module, FlowHead) and module.smoothing is not None:
                 self._blur_units[module] = unit_of(name)
         self._handles: list[RemovableHandle] = []
         self._pending: WindowCounts = {}
@@ -213,16 +215,28 @@ class SpikeProbe:
         return hook
 
     def _blur_hook(self, unit: str):
-        """A fixed blur of real values: its MACs are dense and real-valued (outside the spiking layers)."""
+        """A flow head's fixed blur: dense, real-valued MACs outside the spiking layers. On binary features
+        it can also run folded into the head conv (``2 r + 1`` square taps per spike instead of 1: ACs)."""
 
         @torch.no_grad()
-        def hook(module: GaussianSmoothing, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        def hook(head: FlowHead, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             if not self.operations:
                 return
-            x = inputs[0]
-            macs = torch.full((x.shape[0],), float(module.macs(*x.shape[1:])), device=x.device)
+            x = inputs[0].detach()
+            outputs, (height, width) = head.conv.out_channels, x.shape[-2:]
+            macs = torch.full(
+                (x.shape[0],), float(head.smoothing.macs(outputs, height, width)), device=x.device
+            )
             self._add(unit, "dense_macs", macs)
             self._add(unit, "real_ops", macs)
+            if not bool(((x == 0) | (x == 1)).all()):
+                return
+            side = head.smoothing.kernel.numel()
+            present = (x != 0).to(torch.float32).sum(dim=1, keepdim=True)
+            window = present.new_ones(1, 1, side, side)
+            taps = F.conv2d(present, window, padding=side // 2).flatten(1).sum(dim=1)
+            self._add(unit, "blur_macs", macs)
+            self._add(unit, "blur_folded_acs", (taps - present.flatten(1).sum(dim=1)) * outputs)
 
         return hook
 
@@ -277,10 +291,13 @@ class OperationCounts:
 
 def synaptic_ops(counts: Mapping[str, float], profile: HardwareProfile | None) -> tuple[float, float]:
     """``(ACs, MACs)`` of summed counts; a spiking layer's real-valued inputs are MACs unless the profile's
-    energy model integrates them as graded spikes (``real_inputs_of_spiking_layers="ac"``)."""
+    energy model integrates them as graded spikes (``real_inputs_of_spiking_layers="ac"``). On a profile
+    without multiplier, a flow head's blur of binary features runs folded into the head conv (ACs)."""
     as_ac = profile is not None and profile.energy.real_inputs_of_spiking_layers == "ac"
     acs = counts["spike_ops"] + (counts["real_spiking_ops"] if as_ac else 0.0)
     macs = counts["real_ops"] + (0.0 if as_ac else counts["real_spiking_ops"])
+    if profile is not None and profile.energy.mac is None:
+        acs, macs = acs + counts["blur_folded_acs"], macs - counts["blur_macs"]
     return acs, macs
 
 

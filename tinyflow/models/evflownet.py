@@ -138,6 +138,9 @@ class EVFlowNetFamily(MultiScaleFlowNetwork, abc.ABC):
         prediction_init_scale: the prediction convs' weights start uniform in ``+-prediction_init_scale``,
             biases at zero; None = PyTorch's default. Default: :attr:`default_prediction_init_scale`
             (event_flow: None for EVFlowNet and RecEVFlowNet, 0.01 for the spiking ones).
+        prediction_smoothing_px: the full-resolution head's fixed Gaussian blur (std in pixels, see
+            :class:`~tinyflow.models.heads.FlowHead`); the coarser scales' predictions are not blurred.
+            None (event_flow): no blur.
     """
 
     default_neuron: ClassVar[str | None] = None
@@ -159,6 +162,7 @@ class EVFlowNetFamily(MultiScaleFlowNetwork, abc.ABC):
         mask_output: bool = False,
         prediction_bias: bool = True,
         prediction_init_scale: float | Default | None = Default.CLASS,
+        prediction_smoothing_px: float | None = None,
     ) -> None:
         name = type(self).__name__
         for key, value, minimum in (
@@ -194,6 +198,7 @@ class EVFlowNetFamily(MultiScaleFlowNetwork, abc.ABC):
             flow_scaling=flow_scaling,
             prediction_init_scale=prediction_init_scale,
             prediction_bias=prediction_bias,
+            smoothing_px=prediction_smoothing_px,
         )
         super().__init__(body=body, head=head, scale_layers=scale_layers, mask_output=mask_output)
 
