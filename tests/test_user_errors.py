@@ -168,6 +168,7 @@ def outcomes(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProc
         return {case: (folders[case], future.result()) for case, future in done.items()}
 
 
+@pytest.mark.slow  # one train.py process per case: about 130 s of the default run on 2 cores
 @pytest.mark.parametrize("case", CASES)
 def test_a_user_error_is_one_clear_message(outcomes, case: str) -> None:
     tmp_path, done = outcomes[case]
