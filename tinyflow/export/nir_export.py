@@ -33,7 +33,6 @@ Any other layer (ANN blocks, PLIF/ALIF/XLIF traces, soft reset, upsampling, conc
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -214,7 +213,9 @@ class Postprocess:
         return body + (" * (any input channel of the pixel != 0)" if self.mask_output else "")
 
 
-def smoothed_head_conv(head: FlowHead, hw: tuple[int, int]) -> tuple[nir.Conv2d, Postprocess]:
+def smoothed_head_conv(
+    head: FlowHead, hw: tuple[int, int], mask_output: bool
+) -> tuple[nir.Conv2d, Postprocess]:
     """The head conv of a blurring :class:`FlowHead` with its Gaussian folded in (a ``2 r + 1`` kernel, zero
     padding ``r``, no bias) and the :class:`Postprocess` that renormalises it and adds the bias.
 
@@ -244,7 +245,7 @@ def smoothed_head_conv(head: FlowHead, hw: tuple[int, int]) -> tuple[nir.Conv2d,
     bias = conv.bias.detach().cpu() if conv.bias is not None else None
     weight_map = blur_weight(kernel, *hw).float()
     post = Postprocess(
-        head.flow_scaling, head.activation == "tanh", False, head.smoothing.sigma_px, weight_map, bias
+        head.flow_scaling, head.activation == "tanh", mask_output, head.smoothing.sigma_px, weight_map, bias
     )
     return node, post
 
@@ -299,8 +300,7 @@ def to_nir(network: RecurrentNetwork, input_shape: tuple[int, int, int]) -> tupl
         nodes[HEAD_NODE] = _conv_node(conv, conv.weight.detach().cpu().numpy(), bias, hw)
         post = Postprocess(head.flow_scaling, head.activation == "tanh", network.mask_output)
     else:
-        nodes[HEAD_NODE], post = smoothed_head_conv(head, hw)
-        post = dataclasses.replace(post, mask_output=network.mask_output)
+        nodes[HEAD_NODE], post = smoothed_head_conv(head, hw, network.mask_output)
     nodes[OUTPUT_NODE] = nir.Output(output_type={"output": np.array([conv.out_channels, *hw])})
     edges += [(source, HEAD_NODE) for source in features] + [(HEAD_NODE, OUTPUT_NODE)]
     metadata = {
